@@ -1,0 +1,23 @@
+"""Shared test fixtures: the official golden files live in ../shared beside the project root."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+OFFICIAL_TINY = PROJECT_ROOT.parent / "shared" / "fixtures" / "official-tiny"
+
+
+@pytest.fixture(scope="session")
+def official_dir() -> Path:
+    if not OFFICIAL_TINY.is_dir():
+        pytest.fail(f"golden fixtures not found at {OFFICIAL_TINY} (shared/ must sit beside the checkout)")
+    return OFFICIAL_TINY
+
+
+@pytest.fixture(scope="session")
+def official_manifest(official_dir: Path) -> dict:
+    return json.loads((official_dir / "manifest.json").read_text())
