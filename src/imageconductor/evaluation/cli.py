@@ -1,0 +1,384 @@
+"""``imageconductor evaluate ...``: motion-control suites, single videos, reports, FID and FVD.
+
+    imageconductor evaluate suite --suite object --mode object --out eval/       # generate + score
+    imageconductor evaluate video clip.mp4 --trajectories t.json --kind object  # score one video
+    imageconductor evaluate report eval/*/run.json --out eval/summary           # compare runs
+    imageconductor evaluate fid REAL FAKE --inception inception-2015-12-05.pt
+    imageconductor evaluate fvd REAL FAKE --i3d i3d_torchscript.pt --num-frames 16
+
+Registered by the main CLI through :func:`add_parser` and :func:`run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["add_parser", "run"]
+
+VIDEO_SUFFIXES = (".mp4", ".gif", ".avi", ".mov", ".mkv", ".webm")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+def _cli_error(message: str) -> Exception:
+    from imageconductor.cli import CLIError
+
+    return CLIError(message)
+
+
+def _seed_range(text: str) -> range:
+    start, sep, stop = text.partition(":")
+    try:
+        return range(int(start), int(stop)) if sep else range(int(start), int(start) + 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected START:STOP or START, got {text!r}") from None
+
+
+def _add_tracker_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("tracking")
+    group.add_argument(
+        "--tracker", choices=("lk", "cotracker"), default="lk", help="point tracker (default lk)"
+    )
+    group.add_argument(
+        "--cotracker-checkpoint", type=Path, help="local CoTracker checkpoint (--tracker cotracker)"
+    )
+    group.add_argument("--grid-size", type=int, default=16, help="background grid size (default 16)")
+    group.add_argument(
+        "--exclusion-radius",
+        type=float,
+        default=None,
+        help="background points closer than this to an object trajectory are ignored (default max(H, W)/12)",
+    )
+
+
+def _add_suite_parser(subparsers) -> None:
+    from imageconductor.cli import _parse_mode, _positive_int
+
+    parser = subparsers.add_parser(
+        "suite",
+        help="generate one video per trajectory set of a suite and score it",
+        description="Generate with an ImageConductorPipeline over an evaluation suite, track the videos, "
+        "compute ObjMC/CamMC and background motion, and write results, videos and a report.",
+    )
+    parser.add_argument(
+        "--suite",
+        required=True,
+        help="camera | object (built-in, 10 each) | a folder of trajectory JSON files | "
+        "synthetic-object | synthetic-camera (held-out synthetic clips, see --seeds)",
+    )
+    parser.add_argument("--mode", type=_parse_mode, default=None, help="object, camera, none or a blend")
+    parser.add_argument("--label", default=None, help="run name (default SUITE-MODE)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    source = parser.add_argument_group("first frames and prompts")
+    source.add_argument("--image", type=Path, help="one first frame for every trajectory set")
+    source.add_argument("--prompt", default=None, help="prompt used with --image")
+    source.add_argument(
+        "--seeds",
+        type=_seed_range,
+        default=range(10_000, 10_010),
+        help="synthetic seeds START:STOP (staged frames for built-in suites; clips for synthetic-*)",
+    )
+    weights = parser.add_argument_group("weights (default: the embedded model)")
+    weights.add_argument(
+        "--weights-dir", type=Path, help="folder written by ImageConductorPipeline.save_pretrained"
+    )
+    weights.add_argument("--pretrained-model-path", type=Path, help="Stable Diffusion 1.5 diffusers folder")
+    weights.add_argument("--unet", type=Path, help="official unet.ckpt")
+    weights.add_argument("--image-controlnet", type=Path, help="official image_controlnet.ckpt")
+    weights.add_argument("--flow-controlnet", type=Path, help="official flow ControlNet .ckpt (with LoRA)")
+    sampling = parser.add_argument_group("sampling")
+    sampling.add_argument("--steps", type=_positive_int, default=25, help="DDIM steps (default 25)")
+    sampling.add_argument("--guidance-scale", type=float, default=7.5, help="CFG scale (default 7.5)")
+    sampling.add_argument("--camera-free-guidance", type=float, default=None, help="λ_traj (paper Eq. 5)")
+    sampling.add_argument("--seed", type=int, default=0, help="sampling seed for every video (default 0)")
+    sampling.add_argument("--num-frames", type=_positive_int, default=16, help="frames (default 16)")
+    sampling.add_argument("--height", type=_positive_int, default=256, help="height (default 256)")
+    sampling.add_argument("--width", type=_positive_int, default=384, help="width (default 384)")
+    sampling.add_argument("--device", default=None, help="torch device (default cuda if available)")
+    parser.add_argument("--no-videos", action="store_true", help="do not keep the generated MP4s")
+    parser.add_argument(
+        "--no-resume", action="store_true", help="redo trajectories that already have results"
+    )
+    _add_tracker_options(parser)
+    parser.set_defaults(evaluate_handler=_run_suite)
+
+
+def _add_video_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "video",
+        help="score one existing video against its input trajectories",
+        description="Track a video from its trajectories' first points and print ObjMC/CamMC and background motion.",
+    )
+    parser.add_argument("video", type=Path, help="video file (MP4, GIF, ...)")
+    parser.add_argument("--trajectories", type=Path, required=True, help="trajectory JSON file")
+    parser.add_argument(
+        "--kind",
+        choices=("object", "camera"),
+        default=None,
+        help="metric: object (ObjMC) or camera (CamMC); default from the trajectories' kind",
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write the result as JSON here")
+    _add_tracker_options(parser)
+    parser.set_defaults(evaluate_handler=_run_video)
+
+
+def _add_report_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="one report (tables + plots) comparing several runs",
+        description="Combine run.json files written by `evaluate suite` into one Markdown report with plots.",
+    )
+    parser.add_argument("runs", type=Path, nargs="+", help="run.json files")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--title", default="Motion-control evaluation", help="report title")
+    parser.set_defaults(evaluate_handler=_run_report)
+
+
+def _add_frechet_parsers(subparsers) -> None:
+    for name, net_flag, net_help in (
+        ("fid", "--inception", "TorchScript Inception file (inception-2015-12-05.pt)"),
+        ("fvd", "--i3d", "StyleGAN-V TorchScript I3D file (i3d_torchscript.pt)"),
+    ):
+        parser = subparsers.add_parser(
+            name,
+            help=f"{name.upper()} between two folders of videos"
+            + (" or images" if name == "fid" else "")
+            + " (feature network from a local file)",
+        )
+        parser.add_argument("real", type=Path, help="reference folder (or an .npz of saved statistics)")
+        parser.add_argument("fake", type=Path, help="generated folder")
+        parser.add_argument(net_flag, dest="network", type=Path, required=True, help=net_help)
+        parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+        parser.add_argument("--batch-size", type=int, default=None, help="feature batch size")
+        parser.add_argument(
+            "--save-real-stats", type=Path, default=None, help="write the reference statistics (.npz)"
+        )
+        if name == "fvd":
+            parser.add_argument("--num-frames", type=int, default=16, help="frames per clip (default 16)")
+        else:
+            parser.add_argument("--frame-stride", type=int, default=1, help="use every N-th video frame")
+        parser.set_defaults(evaluate_handler=_run_frechet, metric=name)
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Add the ``evaluate`` command (with its sub-commands) to the main CLI's subparsers."""
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="evaluate generated videos (CamMC, ObjMC, FID, FVD)",
+        description="Motion-control evaluation (ObjMC, CamMC, disentanglement) and FID / FVD.",
+    )
+    commands = parser.add_subparsers(dest="evaluate_command", metavar="WHAT")
+    commands.required = True
+    _add_suite_parser(commands)
+    _add_video_parser(commands)
+    _add_report_parser(commands)
+    _add_frechet_parsers(commands)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the chosen ``evaluate`` sub-command; expected failures become one-line CLI errors."""
+    from imageconductor.evaluation.frechet import FeatureNetworkError
+    from imageconductor.evaluation.motion_metrics import EvaluationError
+    from imageconductor.evaluation.suites import SuiteError
+    from imageconductor.video_io import VideoDecodeError
+
+    try:
+        return int(args.evaluate_handler(args) or 0)
+    except (EvaluationError, SuiteError, FeatureNetworkError, FileNotFoundError, VideoDecodeError) as exc:
+        raise _cli_error(" ".join(str(exc).split())) from exc
+
+
+# --------------------------------------------------------------------------------------------- handlers
+
+
+def _tracker(args):
+    from imageconductor.evaluation.tracking import build_tracker
+
+    try:
+        return build_tracker(args.tracker, cotracker_checkpoint=args.cotracker_checkpoint)
+    except Exception as exc:  # the curation backend raises its own error types
+        raise _cli_error(f"cannot build tracker {args.tracker!r}: {exc}") from exc
+
+
+def _suite_and_cases(args):
+    from imageconductor.evaluation.cases import cases_from_image, synthetic_cases, synthetic_clip_suite
+    from imageconductor.evaluation.suites import load_suite
+
+    if args.suite in ("synthetic-object", "synthetic-camera"):
+        if args.image is not None:
+            raise _cli_error(
+                "--image cannot be used with synthetic-* suites (the clips bring their own frames)"
+            )
+        kind = args.suite.split("-", 1)[1]
+        return synthetic_clip_suite(kind, args.seeds, args.num_frames, args.width, args.height)
+    suite = load_suite(args.suite)
+    if args.image is not None:
+        from imageconductor.cli import _load_image
+
+        if args.prompt is None:
+            raise _cli_error("--image needs --prompt")
+        return suite, cases_from_image(suite, _load_image(args.image), args.prompt)
+    if args.prompt is not None:
+        raise _cli_error("--prompt needs --image (synthetic frames bring their own captions)")
+    return suite, synthetic_cases(suite, args.seeds.start, args.width, args.height)
+
+
+def _run_suite(args) -> int:
+    import torch
+
+    from imageconductor.cli import _load_pipeline
+    from imageconductor.evaluation.runner import PipelineGenerator, run_suite
+
+    if args.height % 8 or args.width % 8:
+        raise _cli_error(f"--height and --width must be multiples of 8, got {args.height} and {args.width}")
+    suite, cases = _suite_and_cases(args)
+    mode = args.mode if args.mode is not None else suite.kind
+    tracker = _tracker(args)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    print(f"loading weights ({device}) ...", file=sys.stderr)
+    pipe = _load_pipeline(args)
+    pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    generate = PipelineGenerator(
+        pipe,
+        mode=mode,
+        num_frames=args.num_frames,
+        height=args.height,
+        width=args.width,
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance_scale,
+        camera_free_guidance=args.camera_free_guidance,
+        seed=args.seed,
+    )
+    mode_label = mode if isinstance(mode, str) else ",".join(f"{k}={v:g}" for k, v in mode.items())
+    result = run_suite(
+        suite,
+        generate,
+        cases,
+        args.out,
+        label=args.label,
+        mode=mode_label,
+        tracker=tracker,
+        save_videos=not args.no_videos,
+        resume=not args.no_resume,
+        grid_size=args.grid_size,
+        exclusion_radius=args.exclusion_radius,
+    )
+    print(json.dumps(result.summary(), indent=1))
+    return 0
+
+
+def _run_video(args) -> int:
+    from imageconductor.evaluation.runner import evaluate_video
+    from imageconductor.trajectories import TrajectoryError, load_trajectories
+    from imageconductor.video_io import read_video
+
+    frames, _ = read_video(args.video)
+    try:
+        trajectories = load_trajectories(args.trajectories, target_size=(frames.shape[2], frames.shape[1]))
+    except TrajectoryError as exc:
+        raise _cli_error(f"bad trajectory file {args.trajectories}: {exc}") from exc
+    kind = args.kind or (trajectories.kind if trajectories.kind in ("object", "camera") else "object")
+    result = evaluate_video(
+        frames, trajectories, kind, args.video.stem, _tracker(args), args.grid_size, args.exclusion_radius
+    )
+    summary = {
+        "video": str(args.video),
+        "metric": "ObjMC" if kind == "object" else "CamMC",
+        "motion_error_px": result.motion_error_px,
+        "visible_fraction": result.visible_fraction,
+        "trajectory_path_px": result.trajectory_path_px,
+        "background_path_px": result.background_path_px,
+        "background_fraction": result.background_fraction,
+    }
+    print(json.dumps(summary, indent=1))
+    if args.json is not None:
+        args.json.write_text(json.dumps(result.to_dict(), indent=1))
+    return 0
+
+
+def _run_report(args) -> int:
+    from imageconductor.evaluation.report import write_report
+    from imageconductor.evaluation.results import SuiteRunResult
+
+    runs = []
+    for path in args.runs:
+        if not path.is_file():
+            raise _cli_error(f"run file not found: {path}")
+        try:
+            runs.append(SuiteRunResult.load(path))
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise _cli_error(f"{path} is not a run.json written by `evaluate suite`: {exc}") from exc
+    files = write_report(runs, args.out, title=args.title)
+    print(f"wrote {files.markdown}", file=sys.stderr)
+    return 0
+
+
+def _media_files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    if not folder.is_dir():
+        raise _cli_error(f"folder not found: {folder}")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in suffixes)
+    if not files:
+        raise _cli_error(f"no {'/'.join(suffixes)} files in {folder}")
+    return files
+
+
+def _frames_of(folder: Path, stride: int) -> Iterator:
+    """Frames of every image and video under ``folder`` (videos: every ``stride``-th frame)."""
+    import numpy as np
+    from PIL import Image
+
+    from imageconductor.video_io import read_video
+
+    for path in _media_files(folder, VIDEO_SUFFIXES + IMAGE_SUFFIXES):
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            with Image.open(path) as image:
+                yield np.asarray(image.convert("RGB"))
+        else:
+            yield from read_video(path)[0][::stride]
+
+
+def _clips_of(folder: Path, num_frames: int) -> Iterator:
+    from imageconductor.video_io import read_video
+
+    for path in _media_files(folder, VIDEO_SUFFIXES):
+        frames, _ = read_video(path, max_frames=num_frames)
+        if len(frames) < num_frames:
+            raise _cli_error(f"{path} has {len(frames)} frames; --num-frames is {num_frames}")
+        yield frames
+
+
+def _run_frechet(args) -> int:
+    from imageconductor.evaluation.frechet import (
+        FeatureStatistics,
+        I3DFeatureExtractor,
+        InceptionFeatureExtractor,
+        feature_statistics,
+        frechet_distance,
+    )
+
+    if args.metric == "fid":
+        extractor = InceptionFeatureExtractor(args.network, args.device, args.batch_size or 32)
+
+        def features(folder):
+            return extractor(_frames_of(folder, max(args.frame_stride, 1)))
+    else:
+        extractor = I3DFeatureExtractor(args.network, args.device, args.batch_size or 8)
+
+        def features(folder):
+            return extractor(_clips_of(folder, args.num_frames))
+
+    if args.real.suffix == ".npz":
+        real = FeatureStatistics.load(args.real)
+    else:
+        real = feature_statistics(features(args.real))
+        if args.save_real_stats is not None:
+            real.save(args.save_real_stats)
+    fake = feature_statistics(features(args.fake))
+    value = frechet_distance(real.mean, real.covariance, fake.mean, fake.covariance)
+    print(json.dumps({args.metric: value, "real_count": real.count, "fake_count": fake.count}))
+    return 0
