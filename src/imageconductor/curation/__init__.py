@@ -1,0 +1,41 @@
+"""Data curation: raw videos -> trajectory-annotated WebDataset shards (local or on Ray Data).
+
+Stages (each its own module, each swappable): :mod:`.decode` (PyAV), :mod:`.cuts` (PySceneDetect),
+:mod:`.motion` (DIS / RAFT flow score and the global percentile filter), :mod:`.clip` (window, resize,
+crop), :mod:`.tracking` (LK / CoTracker grid tracks), :mod:`.shards` (WebDataset output). :func:`curate`
+runs them with the local or the Ray engine; see ``docs/curation.md``.
+"""
+
+from __future__ import annotations
+
+from imageconductor.curation.config import CurationConfig
+from imageconductor.curation.errors import (
+    BackendUnavailableError,
+    CurationConfigError,
+    CurationError,
+    InputListError,
+    SkipInput,
+)
+from imageconductor.curation.inputs import InputItem, discover_inputs
+
+__all__ = [
+    "BackendUnavailableError",
+    "CurationConfig",
+    "CurationConfigError",
+    "CurationError",
+    "CurationResult",
+    "InputItem",
+    "InputListError",
+    "SkipInput",
+    "curate",
+    "discover_inputs",
+]
+
+
+def __getattr__(name: str):
+    # The pipeline pulls in OpenCV, PyAV and PySceneDetect: load it on first use.
+    if name in ("curate", "CurationResult", "DryRunReport"):
+        from imageconductor.curation import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'imageconductor.curation' has no attribute {name!r}")

@@ -1,0 +1,174 @@
+"""The two per-input stage functions both engines run.
+
+Pass 1, :func:`analyse_input`: decode -> cuts -> longest scene -> seeded window -> motion score ->
+centre crop -> encoded clip. Pass 2, :func:`annotate_clip`: decode the encoded clip -> grid tracking.
+Both are pure functions of (input, config): no state, no dependence on processing order.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from imageconductor.curation.clip import center_crop, choose_window
+from imageconductor.curation.codec import decode_clip, encode_clip
+from imageconductor.curation.config import CurationConfig
+from imageconductor.curation.cuts import cut_frames, detect_scenes, longest_scene
+from imageconductor.curation.decode import decode_video
+from imageconductor.curation.errors import SkipInput
+from imageconductor.curation.inputs import InputItem
+from imageconductor.curation.motion import make_flow_backend, motion_score
+from imageconductor.curation.seeding import input_rng
+from imageconductor.curation.tracking import grid_points, make_tracker
+
+CANDIDATE = "candidate"
+DROPPED = "dropped"
+ERROR_REASON = "error"
+
+
+@dataclass
+class Pass1Result:
+    """What pass 1 learned about one input. ``record`` is JSON-able; ``clip`` holds the MP4 bytes."""
+
+    record: dict[str, Any]
+    clip: bytes = b""
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Pass2Result:
+    """Tracks (T, N, 2) float16 and visibility (T, N) bool of one kept clip (or an error)."""
+
+    key: str
+    tracks: np.ndarray | None
+    visibility: np.ndarray | None
+    error: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class _Timer:
+    """Per-stage seconds: ``timings[name]`` wall clock and ``timings[name + ".cpu"]`` process CPU time."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - wall
+            cpu_name = f"{name}.cpu"
+            self.timings[cpu_name] = self.timings.get(cpu_name, 0.0) + time.process_time() - cpu
+
+
+@lru_cache(maxsize=4)
+def _flow_backend(name: str, raft_weights: str | None, dis_preset: str):
+    """One flow backend per process and setting (a RAFT file is loaded once, not per input)."""
+    return make_flow_backend(name, raft_weights, dis_preset)
+
+
+@lru_cache(maxsize=4)
+def _tracker(
+    name: str, window: int, levels: int, fb_threshold: float, max_error: float, checkpoint: str | None
+):
+    """One tracker per process and setting (a CoTracker checkpoint is loaded once)."""
+    return make_tracker(
+        name,
+        window=window,
+        levels=levels,
+        fb_threshold=fb_threshold,
+        max_patch_error=max_error,
+        cotracker_checkpoint=checkpoint,
+    )
+
+
+def analyse_input(item: InputItem, config: CurationConfig) -> Pass1Result:
+    """Pass 1 for one input. Never raises for a bad input: the record says ``dropped`` and why."""
+    cv2.setNumThreads(1)  # one core per task: deterministic, and parallelism comes from the engine
+    timer = _Timer()
+    record: dict[str, Any] = {
+        "input_id": item.input_id,
+        "key": item.key,
+        "source": item.path,
+        "caption": item.caption or "",
+        "status": CANDIDATE,
+    }
+    try:
+        with timer("decode"):
+            video = decode_video(
+                item.path, config.short_side, config.width, config.height, max_frames=config.max_source_frames
+            )
+        record.update(
+            source_frames=len(video.frames),
+            source_fps=round(float(video.fps), 6),
+            source_size=list(video.source_size),
+            resized_size=list(video.resized_size),
+        )
+        with timer("cuts"):
+            scenes = detect_scenes(video.frames, video.fps, config.scene_threshold, config.min_scene_len)
+            scene = longest_scene(scenes)
+        record.update(cuts=cut_frames(scenes), scene=list(scene))
+        with timer("window"):
+            window = choose_window(
+                scene,
+                config.num_frames,
+                config.stride_min,
+                config.stride_max,
+                input_rng(config.seed, item.input_id),
+            )
+            frames = video.frames[window.indices]
+            del video
+        record.update(window_start=window.start, stride=window.stride, frame_indices=window.indices.tolist())
+        with timer("motion"):
+            backend = _flow_backend(config.motion_backend, config.raft_weights, config.dis_preset)
+            score = motion_score(frames, backend, config.flow_short_side)
+        record["motion_score"] = round(score, 6)
+        with timer("crop_encode"):
+            cropped, box = center_crop(frames, config.width, config.height)
+            clip = encode_clip(cropped, config.output_fps, config.crf, config.x264_preset)
+        record["crop"] = list(box)
+        return Pass1Result(record, clip, timer.timings)
+    except SkipInput as skip:
+        record.update(status=DROPPED, reason=skip.reason, detail=skip.detail)
+    except Exception as exc:  # noqa: BLE001 - one bad input must never stop the run
+        record.update(status=DROPPED, reason=ERROR_REASON, detail=_describe(exc))
+    return Pass1Result(record, b"", timer.timings)
+
+
+def annotate_clip(key: str, clip: bytes, config: CurationConfig) -> Pass2Result:
+    """Pass 2 for one kept clip: grid tracking on the decoded MP4 (the exact frames training will see)."""
+    cv2.setNumThreads(1)
+    timer = _Timer()
+    try:
+        with timer("decode_clip"):
+            frames = decode_clip(clip)
+        with timer("tracking"):
+            tracker = _tracker(
+                config.tracker,
+                config.lk_window,
+                config.lk_levels,
+                config.fb_threshold,
+                config.lk_max_error,
+                config.cotracker_checkpoint,
+            )
+            points = grid_points(frames.shape[2], frames.shape[1], config.grid_size)
+            tracks, visibility = tracker(frames, points)
+        return Pass2Result(key, tracks.astype(np.float16), visibility.astype(bool), None, timer.timings)
+    except Exception as exc:  # noqa: BLE001 - reported as a dropped sample with the error
+        return Pass2Result(key, None, None, _describe(exc), timer.timings)
+
+
+def _describe(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"
