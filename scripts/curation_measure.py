@@ -17,12 +17,12 @@ import cv2
 import numpy as np
 from scipy.stats import spearmanr
 
-from imageconductor.curation.codec import decode_clip, encode_clip
 from imageconductor.curation.cuts import cut_frames, detect_scenes
 from imageconductor.curation.decode import decode_video
 from imageconductor.curation.motion import DISFlow, motion_score
 from imageconductor.curation.tracking import LucasKanadeTracker, grid_points
 from imageconductor.synthetic import random_clip_spec, render_clip, write_raw_video
+from imageconductor.video_io import decode_mp4_bytes, encode_mp4_bytes
 
 
 def measure_cuts(count: int, folder: Path) -> None:
@@ -52,7 +52,7 @@ def measure_tracking(count: int) -> None:
         clip = render_clip(random_clip_spec(7000 + seed, kind=kind, num_frames=32))
         points = grid_points(clip.spec.width, clip.spec.height, 16)
         truth, truly_visible = clip.track_points(points, frame=0)
-        tracks, visible = tracker(decode_clip(encode_clip(clip.frames, 8, 15)), points)
+        tracks, visible = tracker(decode_mp4_bytes(encode_mp4_bytes(clip.frames, 8, 15)), points)
         both = visible & truly_visible
         per_kind.setdefault(kind, []).append(np.linalg.norm(tracks - truth, axis=-1)[both])
         recalls.append(both.sum() / truly_visible.sum())

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from imageconductor.curation.codec import decode_clip, encode_clip
 from imageconductor.curation.cuts import cut_frames, detect_scenes, longest_scene
 from imageconductor.curation.decode import decode_video
 from imageconductor.curation.motion import DISFlow, motion_score
 from imageconductor.curation.tracking import LucasKanadeTracker, grid_points
 from imageconductor.synthetic import random_clip_spec, render_clip, write_raw_video
+from imageconductor.video_io import decode_mp4_bytes, encode_mp4_bytes
 
 CUT_TOLERANCE = 1  # frames
 
@@ -54,7 +54,7 @@ def tracked_clips():
     results = []
     for seed, kind in [(1, "camera"), (2, "object"), (3, "mixed"), (4, "mixed")]:
         clip = render_clip(random_clip_spec(seed, kind=kind, num_frames=32))
-        frames = decode_clip(encode_clip(clip.frames, fps=8, crf=15))
+        frames = decode_mp4_bytes(encode_mp4_bytes(clip.frames, fps=8, crf=15))
         tracks, visible = LucasKanadeTracker()(frames, grid_points(clip.spec.width, clip.spec.height, 16))
         results.append((clip, tracks, visible))
     return results

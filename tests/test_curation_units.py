@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imageconductor.curation.clip import center_crop, choose_window, cover_size
-from imageconductor.curation.codec import decode_clip, encode_clip
 from imageconductor.curation.config import CurationConfig
 from imageconductor.curation.errors import (
     BackendUnavailableError,
@@ -23,6 +22,7 @@ from imageconductor.curation.inputs import discover_inputs
 from imageconductor.curation.motion import DISFlow, RaftFlow, low_motion_keys, motion_score, rms_flow
 from imageconductor.curation.seeding import input_rng, input_seed
 from imageconductor.curation.tracking import CoTrackerTracker, LucasKanadeTracker, grid_points
+from imageconductor.video_io import decode_mp4_bytes, encode_mp4_bytes
 
 
 def _texture(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -254,12 +254,12 @@ def test_cotracker_backend_reports_what_is_missing(tmp_path):
 
 def test_clip_codec_is_deterministic_and_close():
     frames = _shifted_video((1.0, 0.5), num_frames=6, size=(64, 96))
-    data = encode_clip(frames, fps=8, crf=15)
-    assert data == encode_clip(frames, fps=8, crf=15)
-    decoded = decode_clip(data)
+    data = encode_mp4_bytes(frames, fps=8, crf=15)
+    assert data == encode_mp4_bytes(frames, fps=8, crf=15)
+    decoded = decode_mp4_bytes(data)
     assert decoded.shape == frames.shape
     luma = np.array([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames], float)
     decoded_luma = np.array([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in decoded], float)
     assert np.abs(decoded_luma - luma).mean() < 2.0  # chroma is subsampled (yuv420p); luma stays close
     with pytest.raises(ValueError, match="even"):
-        encode_clip(frames[:, :63], fps=8, crf=15)
+        encode_mp4_bytes(frames[:, :63], fps=8, crf=15)

@@ -7,7 +7,6 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from imageconductor.curation.codec import decode_clip, encode_clip
 from imageconductor.curation.shards import Sample, write_shard
 from imageconductor.curation.tracking import grid_points
 from imageconductor.data import (
@@ -19,6 +18,7 @@ from imageconductor.data import (
 )
 from imageconductor.synthetic import random_clip_spec, render_clip
 from imageconductor.trajectories import flow_condition_from_dense
+from imageconductor.video_io import decode_mp4_bytes, encode_mp4_bytes
 
 WIDTH, HEIGHT, FRAMES = 96, 64, 12
 SMALL_BLUR = {"blur_sigma": 2.0, "kernel_size": 9}
@@ -33,7 +33,7 @@ def shard_dir(tmp_path_factory):
         clip = render_clip(random_clip_spec(seed, kind=kind, num_frames=FRAMES, width=WIDTH, height=HEIGHT))
         tracks, visible = clip.track_points(grid_points(WIDTH, HEIGHT, 8), frame=0)
         metadata = {"caption": clip.caption, "input_id": f"clip{seed}"}
-        samples.append(Sample(f"clip{seed}", encode_clip(clip.frames, 8, 15), tracks, visible, metadata))
+        samples.append(Sample(f"clip{seed}", encode_mp4_bytes(clip.frames, 8, 15), tracks, visible, metadata))
     still = samples[-1]
     tracks = np.repeat(still.tracks[:1], FRAMES, axis=0)
     tracks[:, :3] += np.linspace(0, 20, FRAMES)[:, None, None]  # only tracks 0, 1, 2 move
@@ -67,7 +67,7 @@ def test_items_hold_the_right_frames_and_the_dense_condition(shard_dir):
     from imageconductor.data import load_sample
 
     sample = load_sample(dataset.locations[1])
-    np.testing.assert_array_equal(sample.frames, decode_clip(_clip_bytes(dataset, 1)))
+    np.testing.assert_array_equal(sample.frames, decode_mp4_bytes(_clip_bytes(dataset, 1)))
     expected_pixels = torch.from_numpy(sample.frames[indices]).permute(0, 3, 1, 2).float() / 127.5 - 1
     torch.testing.assert_close(item["pixel_values"], expected_pixels)
     assert item["pixel_values"].shape == (8, 3, HEIGHT, WIDTH)

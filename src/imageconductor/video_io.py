@@ -7,6 +7,7 @@ video under the final name.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from collections.abc import Iterator
@@ -22,6 +23,8 @@ __all__ = [
     "VideoDecodeError",
     "Mp4Writer",
     "VideoInfo",
+    "decode_mp4_bytes",
+    "encode_mp4_bytes",
     "iter_video",
     "probe",
     "read_video",
@@ -226,6 +229,7 @@ class Mp4Writer:
     """Streaming H.264 (yuv420p) MP4 writer; the file appears at ``path`` only when closed without error.
 
     Use as a context manager and call ``write(frame)`` with (H, W, 3) uint8 RGB frames (or ``write_many``).
+    ``path`` may also be a writable binary buffer (e.g. ``io.BytesIO``): the MP4 is then written into it.
     yuv420p needs even width and height: odd sizes raise ValueError unless ``pad_odd`` is set, which
     repeats the last row/column. Lower ``crf`` is closer to lossless; ``preset`` trades encoding speed for
     file size (quality is set by ``crf``). The same frames and settings give byte-identical files on any
@@ -247,7 +251,8 @@ class Mp4Writer:
             raise ValueError(f"crf must be in [0, 51], got {crf}")
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
-        self.path = Path(path)
+        self._buffer = path if hasattr(path, "write") else None
+        self.path = None if self._buffer is not None else Path(path)
         self.rate = Fraction(fps).limit_denominator(1001)
         self.crf, self.preset, self.pad_odd = int(crf), preset, pad_odd
         self.encoder_threads = int(encoder_threads)
@@ -258,8 +263,11 @@ class Mp4Writer:
         self._size: tuple[int, int] | None = None
 
     def __enter__(self) -> Mp4Writer:
-        self._target = _AtomicFile(self.path)
-        self._container = av.open(str(self._target.temp), mode="w", format="mp4")
+        if self._buffer is not None:
+            self._container = av.open(self._buffer, mode="w", format="mp4")
+        else:
+            self._target = _AtomicFile(self.path)
+            self._container = av.open(str(self._target.temp), mode="w", format="mp4")
         return self
 
     def _open_stream(self, width: int, height: int) -> None:
@@ -314,9 +322,10 @@ class Mp4Writer:
                 finished = True
         finally:
             container.close()
-            if finished:
-                self._target.commit()
-            self._target.discard()
+            if self._target is not None:
+                if finished:
+                    self._target.commit()
+                self._target.discard()
 
 
 def write_mp4(
@@ -340,6 +349,34 @@ def write_mp4(
     ) as writer:
         writer.write_many(array)
     return Path(path)
+
+
+def encode_mp4_bytes(
+    frames, fps: float = 8, crf: int = 10, preset: str = "veryfast", encoder_threads: int = 1
+) -> bytes:
+    """The H.264 yuv420p MP4 bytes of ``frames`` (T, H, W, 3) uint8 RGB with even sizes, in memory.
+
+    Deterministic like :func:`write_mp4`: the same frames and settings give byte-identical output.
+    """
+    buffer = io.BytesIO()
+    with Mp4Writer(buffer, fps=fps, crf=crf, preset=preset, encoder_threads=encoder_threads) as writer:
+        writer.write_many(_as_frames(frames))
+    return buffer.getvalue()
+
+
+def decode_mp4_bytes(data: bytes) -> np.ndarray:
+    """Frames (T, H, W, 3) uint8 RGB of in-memory video bytes (e.g. from :func:`encode_mp4_bytes`)."""
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            if not container.streams.video:
+                raise VideoDecodeError("<bytes>", "no video stream in container")
+            stream = container.streams.video[0]
+            frames = [frame.to_ndarray(format="rgb24", threads=1) for frame in container.decode(stream)]
+    except av.FFmpegError as exc:
+        raise VideoDecodeError("<bytes>", f"not decodable ({exc})") from exc
+    if not frames:
+        raise VideoDecodeError("<bytes>", "no frames could be decoded")
+    return np.stack(frames)
 
 
 def write_gif(frames, path: PathLike, fps: float = 8) -> Path:

@@ -19,7 +19,6 @@ import cv2
 import numpy as np
 
 from imageconductor.curation.clip import center_crop, choose_window
-from imageconductor.curation.codec import decode_clip, encode_clip
 from imageconductor.curation.config import CurationConfig
 from imageconductor.curation.cuts import cut_frames, detect_scenes, longest_scene
 from imageconductor.curation.decode import decode_video
@@ -28,6 +27,7 @@ from imageconductor.curation.inputs import InputItem
 from imageconductor.curation.motion import make_flow_backend, motion_score
 from imageconductor.curation.seeding import input_rng
 from imageconductor.curation.tracking import grid_points, make_tracker
+from imageconductor.video_io import decode_mp4_bytes, encode_mp4_bytes
 
 CANDIDATE = "candidate"
 DROPPED = "dropped"
@@ -135,7 +135,7 @@ def analyse_input(item: InputItem, config: CurationConfig) -> Pass1Result:
         record["motion_score"] = round(score, 6)
         with timer("crop_encode"):
             cropped, box = center_crop(frames, config.width, config.height)
-            clip = encode_clip(cropped, config.output_fps, config.crf, config.x264_preset)
+            clip = encode_mp4_bytes(cropped, config.output_fps, config.crf, config.x264_preset)
         record["crop"] = list(box)
         return Pass1Result(record, clip, timer.timings)
     except SkipInput as skip:
@@ -151,7 +151,7 @@ def annotate_clip(key: str, clip: bytes, config: CurationConfig) -> Pass2Result:
     timer = _Timer()
     try:
         with timer("decode_clip"):
-            frames = decode_clip(clip)
+            frames = decode_mp4_bytes(clip)
         with timer("tracking"):
             tracker = _tracker(
                 config.tracker,

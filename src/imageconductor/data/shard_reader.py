@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from imageconductor.curation.codec import decode_clip, npy_to_array
+from imageconductor.curation.codec import npy_to_array
+from imageconductor.video_io import decode_mp4_bytes
 
 REQUIRED_PARTS = ("mp4", "tracks.npy", "visibility.npy", "json")
 
@@ -101,7 +102,9 @@ def load_sample(location: SampleLocation, decode_frames: bool = True) -> ShardSa
     metadata = json.loads(read_part(location, "json"))
     tracks = npy_to_array(read_part(location, "tracks.npy")).astype(np.float32)
     visibility = npy_to_array(read_part(location, "visibility.npy")).astype(bool)
-    frames = decode_clip(read_part(location, "mp4")) if decode_frames else np.zeros((0, 0, 0, 3), np.uint8)
+    frames = (
+        decode_mp4_bytes(read_part(location, "mp4")) if decode_frames else np.zeros((0, 0, 0, 3), np.uint8)
+    )
     return ShardSample(location.key, frames, tracks, visibility, metadata)
 
 
