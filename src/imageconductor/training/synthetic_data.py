@@ -1,0 +1,96 @@
+"""Training clips rendered on the fly from the synthetic world (stage 0, smoke tests, the embedded default).
+
+Item ``i`` of `SyntheticClipDataset` is a deterministic function of ``(seed, i)``: a random clip spec of the
+requested kinds is rendered, a regular grid of points on frame 0 is tracked exactly through the clip, and
+the item follows the training batch contract (per sample, before collation)::
+
+    {"frames": float32 (3, F, H, W) in [-1, 1], "caption": str, "kind": str,
+     "tracks": float32 (F, N, 2), "visibility": bool (F, N),
+     "flow_condition": float32 (2, F, H, W)}          # only with flow="dense"
+
+With ``flow="none"`` the flow condition is left to the training task, which builds it dense or sparse per
+the curriculum (see `training.conditions`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from imageconductor.synthetic import random_clip_spec, render_clip
+from imageconductor.trajectories import flow_condition_from_dense
+
+FLOW_MODES = ("none", "dense")
+
+
+def grid_points(grid_size: int, height: int, width: int) -> np.ndarray:
+    """``(grid_size², 2)`` (x, y) cell centres of a regular grid over a ``width`` x ``height`` frame."""
+    xs = (np.arange(grid_size) + 0.5) * width / grid_size
+    ys = (np.arange(grid_size) + 0.5) * height / grid_size
+    grid_x, grid_y = np.meshgrid(xs, ys)
+    return np.stack([grid_x.ravel(), grid_y.ravel()], axis=1)
+
+
+class SyntheticClipDataset(Dataset):
+    """``num_clips`` synthetic clips (``kinds``: any of "camera", "object", "mixed"; None = all three)."""
+
+    def __init__(
+        self,
+        num_clips: int,
+        num_frames: int,
+        height: int,
+        width: int,
+        seed: int = 0,
+        kinds: Sequence[str] | None = None,
+        grid_size: int = 16,
+        flow: str = "none",
+    ) -> None:
+        if flow not in FLOW_MODES:
+            raise ValueError(f"flow must be one of {list(FLOW_MODES)}, got {flow!r}")
+        if num_clips <= 0 or num_frames < 2 or grid_size <= 0:
+            raise ValueError(
+                f"need num_clips > 0, num_frames >= 2, grid_size > 0; got {num_clips}, {num_frames}, {grid_size}"
+            )
+        self.num_clips = num_clips
+        self.num_frames = num_frames
+        self.height = height
+        self.width = width
+        self.seed = seed
+        self.kinds = list(kinds) if kinds else None
+        self.grid_size = grid_size
+        self.flow = flow
+
+    def __len__(self) -> int:
+        return self.num_clips
+
+    def clip_seed(self, index: int) -> int:
+        """The synthetic-world seed of item ``index``."""
+        return int(np.random.SeedSequence([self.seed, index]).generate_state(1)[0])
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < self.num_clips:
+            raise IndexError(f"index {index} out of range for {self.num_clips} clips")
+        seed = self.clip_seed(index)
+        kind = None
+        if self.kinds:
+            kind = self.kinds[int(np.random.default_rng(seed).integers(len(self.kinds)))]
+        spec = random_clip_spec(
+            seed, kind=kind, num_frames=self.num_frames, width=self.width, height=self.height
+        )
+        clip = render_clip(spec)
+        positions, visible = clip.track_points(grid_points(self.grid_size, self.height, self.width), frame=0)
+        frames = torch.from_numpy(np.ascontiguousarray(clip.frames)).permute(3, 0, 1, 2).float() / 127.5 - 1.0
+        item: dict[str, Any] = {
+            "frames": frames,
+            "caption": clip.caption,
+            "kind": clip.kind,
+            "tracks": torch.from_numpy(positions.astype(np.float32)),
+            "visibility": torch.from_numpy(visible),
+        }
+        if self.flow == "dense":
+            item["flow_condition"] = flow_condition_from_dense(positions, self.height, self.width, visible)[0]
+        return item

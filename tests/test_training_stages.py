@@ -1,0 +1,449 @@
+"""Few-step smoke training of every stage on a tiny model and tiny synthetic clips, exact resume in a
+fresh process, and LoRA adapters saved as safetensors that load back to the same outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from accelerate.state import AcceleratorState, GradientState
+
+from imageconductor.models import predict_noise
+from imageconductor.models.lora import ADAPTER_WEIGHT_NAME, adapter_names
+from imageconductor.training.base_model import build_base_components, load_components, save_components
+from imageconductor.training.config import TrainingConfig
+from imageconductor.training.diffusion_task import DiffusionTrainingTask
+from imageconductor.training.run import build_dataset, build_task, run_training
+from imageconductor.training.stages import StageModels
+from imageconductor.training.trainer import Trainer, find_latest_checkpoint
+
+TINY_MODEL = {
+    "block_out_channels": [16, 32],
+    "norm_num_groups": 8,
+    "attention_head_dim": 8,
+    "cross_attention_dim": 32,
+    "text_hidden_size": 32,
+    "text_layers": 1,
+    "text_heads": 2,
+    "vae_block_out_channels": [8, 8, 8, 8],
+    "motion_num_attention_heads": 2,
+}
+TINY_DATA = {"num_frames": 4, "height": 48, "width": 64, "num_clips": 6, "grid_size": 4}
+CAPTIONS = ["a red star moves right, camera pans up", "a blue circle zig-zags down, static camera", ""]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def single_thread():
+    # Tiny networks: threading only adds synchronisation cost (and dominates on a busy 2-core machine).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    yield
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+
+
+def stage_config(stage: str, output_dir: Path, model_dir: Path | None, **overrides) -> TrainingConfig:
+    data = {**TINY_DATA, **overrides.pop("data", {})}
+    config = {
+        "stage": stage,
+        "output_dir": str(output_dir),
+        "seed": 3,
+        "max_steps": 2,
+        "batch_size": 2,
+        "checkpoint_every": 0,
+        "log_every": 1,
+        "data": data,
+        "model": {
+            "base": TINY_MODEL,
+            "lora_rank": 4,
+            "pretrained_model_path": str(model_dir) if model_dir else None,
+        },
+        "optim": {"learning_rate": 1e-3, "lr_scheduler": "constant"},
+        **overrides,
+    }
+    return TrainingConfig.from_dict(config)
+
+
+@pytest.fixture(scope="module")
+def base_model_dir(tmp_path_factory) -> Path:
+    """A randomly initialised tiny model folder (stage 0 is exercised separately, briefly)."""
+    from imageconductor.training.config import BaseModelConfig
+
+    components = build_base_components(BaseModelConfig(**TINY_MODEL), seed=0, captions=CAPTIONS)
+    return save_components(components, tmp_path_factory.mktemp("tiny-base") / "model")
+
+
+@pytest.fixture(scope="module")
+def camera_model_dir(base_model_dir, tmp_path_factory) -> Path:
+    """The tiny model after a 2-step camera stage (a flow ControlNet with a trained camera LoRA)."""
+    output = tmp_path_factory.mktemp("camera-run")
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    result = run_training(stage_config("camera", output, base_model_dir))
+    return result.final_dir
+
+
+def _snapshot(models: StageModels) -> dict[str, torch.Tensor]:
+    return {
+        f"{model_name}.{name}": parameter.detach().clone()
+        for model_name, model in models.named_models()
+        for name, parameter in model.named_parameters()
+    }
+
+
+def _train_in_memory(config: TrainingConfig):
+    components = load_components(config.model.pretrained_model_path)
+    task = build_task(config, components)
+    before = _snapshot(task.models)
+    trainable = set(task.trainable_names())
+    dataset, collate_fn = build_dataset(config)
+    history = Trainer(config, task, dataset, collate_fn=collate_fn).train()
+    after = _snapshot(task.models)
+    return task, history, before, after, trainable
+
+
+def _expected_trainable(stage: str, name: str) -> bool:
+    model, _, rest = name.partition(".")
+    if stage == "base":
+        return model in ("unet", "image_controlnet", "text_encoder")
+    if stage == "controlnet":
+        return model == "flow_controlnet" and ".lora_" not in rest
+    return model == "flow_controlnet" and f".{stage}." in rest and ".lora_" in rest
+
+
+@pytest.mark.parametrize("stage", ["base", "controlnet", "camera", "object"])
+def test_stage_smoke_training(stage, base_model_dir, camera_model_dir, tmp_path):
+    model_dir = camera_model_dir if stage == "object" else base_model_dir
+    extra = {"sample_every": 2, "sample": {"num_inference_steps": 1}} if stage == "object" else {}
+    config = stage_config(stage, tmp_path / stage, model_dir, **extra)
+    task, history, before, after, trainable = _train_in_memory(config)
+
+    assert len(history) == 2
+    for record in history:
+        assert torch.isfinite(torch.tensor(record["loss"])) and record["loss"] > 0
+    assert trainable, "the stage trains nothing"
+    assert all(_expected_trainable(stage, name) for name in trainable), sorted(trainable)[:5]
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    frozen_changed = changed - trainable
+    assert not frozen_changed, sorted(frozen_changed)[:5]
+    # every trained tensor moved (AdamW decays even those whose first gradient is zero, e.g. LoRA A with B=0)
+    unchanged = trainable - changed
+    assert len(unchanged) <= 0.05 * len(trainable), sorted(unchanged)[:5]
+    if stage == "object":
+        camera = [name for name in before if ".camera." in name]
+        assert camera and all(torch.equal(before[name], after[name]) for name in camera)
+        assert "ortho" in history[0] and history[0]["ortho"] > 0
+        assert history[0]["loss"] == pytest.approx(
+            history[0]["diffusion"] + 0.1 * history[0]["ortho"], rel=1e-5
+        )
+        # a sample video was written at step 2 with the object adapter
+        from imageconductor.video_io import read_video
+
+        frames, _ = read_video(tmp_path / stage / "samples" / "step-00000002" / "sample-00.mp4")
+        assert frames.shape == (4, 48, 64, 3)
+
+
+def test_vae_stage_smoke_and_scaling_factor(base_model_dir, tmp_path):
+    config = stage_config("vae", tmp_path / "vae", base_model_dir, max_steps=3)
+    result = run_training(config)
+    losses = [record["loss"] for record in result.history]
+    assert all(torch.isfinite(torch.tensor(loss)) for loss in losses)
+    reloaded = load_components(result.final_dir)
+    untouched = load_components(base_model_dir)
+    assert not torch.equal(reloaded.vae.encoder.conv_in.weight, untouched.vae.encoder.conv_in.weight)
+    assert torch.equal(reloaded.unet.conv_in.weight, untouched.unet.conv_in.weight)
+    # the calibrated factor makes the scaled latents of the calibration clips unit-variance
+    task = build_task(config, reloaded)
+    assert reloaded.vae.config.scaling_factor == pytest.approx(task.calibrated_scaling_factor(), rel=1e-4)
+    assert reloaded.vae.config.scaling_factor != pytest.approx(0.18215)
+
+
+def test_object_stage_gradients_reach_only_the_object_lora(camera_model_dir, tmp_path):
+    from imageconductor.training.losses import orthogonal_loss
+
+    config = stage_config("object", tmp_path / "object", camera_model_dir)
+    components = load_components(camera_model_dir)
+    task = DiffusionTrainingTask(config, components)
+    task.wrapped_denoiser = task.denoiser
+    dataset, _ = build_dataset(config)
+    batch = torch.utils.data.default_collate([dataset[0], dataset[1]])
+    terms = task.compute_losses(batch, seed=11)
+    terms["loss"].backward()
+    flow = components.flow_controlnet
+    for name, parameter in flow.named_parameters():
+        if ".lora_" in name and ".object." in name:
+            assert parameter.grad is not None, name
+        else:
+            assert parameter.grad is None, name
+    for model in (components.unet, components.image_controlnet, components.text_encoder, components.vae):
+        assert all(p.grad is None for p in model.parameters())
+    assert set(adapter_names(flow)) == {"camera", "object"}
+    # the orthogonal term equals a direct computation over the real LoRA layers (cross form, lora_A)
+    direct = []
+    for module in flow.modules():
+        if hasattr(module, "lora_A") and "camera" in module.lora_A and "object" in module.lora_A:
+            cam = module.lora_A["camera"].weight.detach().double().flatten(1)
+            obj = module.lora_A["object"].weight.detach().double().flatten(1)
+            cam = cam / cam.norm(dim=1, keepdim=True)
+            obj = obj / obj.norm(dim=1, keepdim=True)
+            direct.append(float(((cam @ obj.T) ** 2).sum()))
+    assert len(direct) > 20
+    assert terms["ortho"].item() == pytest.approx(sum(direct) / len(direct), rel=1e-5)
+    assert orthogonal_loss(flow).item() == pytest.approx(terms["ortho"].item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("stage", ["controlnet", "camera", "object"])
+def test_training_forward_equals_predict_noise(stage, camera_model_dir):
+    """The training forward is the inference computation, with the stage's adapters (object: Eq. 2)."""
+    from imageconductor.training.diffusion_task import STAGE_ADAPTER_CHOICE
+
+    components = load_components(camera_model_dir)
+    task = DiffusionTrainingTask(stage_config(stage, Path("unused"), camera_model_dir), components)
+    with torch.no_grad():  # give every adapter a non-zero effect
+        for name, parameter in components.flow_controlnet.named_parameters():
+            if ".lora_B." in name:
+                parameter.normal_(std=0.05, generator=torch.Generator().manual_seed(len(name)))
+    generator = torch.Generator().manual_seed(2)
+    sample = torch.randn(2, 4, 4, 6, 8, generator=generator)
+    timesteps = torch.tensor([10, 700])
+    ids = task.tokenize(["a red star moves right", ""])
+    image = torch.randn(2, 5, 4, 6, 8, generator=generator)
+    flow = torch.randn(2, 2, 4, 48, 64, generator=generator) * 0.01
+    with torch.no_grad():
+        ours = task.denoiser(sample, timesteps, ids, image, flow)
+        text = components.text_encoder(ids)[0]
+        reference = predict_noise(
+            components.unet,
+            components.image_controlnet,
+            components.flow_controlnet,
+            sample,
+            timesteps,
+            text,
+            image,
+            flow,
+            STAGE_ADAPTER_CHOICE[stage],
+        )
+    assert torch.allclose(ours, reference, atol=1e-5, rtol=1e-5)
+
+
+def test_object_forward_uses_both_adapters(camera_model_dir):
+    components = load_components(camera_model_dir)
+    config = stage_config("object", Path("unused"), camera_model_dir)
+    task = DiffusionTrainingTask(config, components)
+    with torch.no_grad():  # a trained-looking object LoRA: non-zero B
+        for name, parameter in components.flow_controlnet.named_parameters():
+            if ".lora_B.object." in name:
+                parameter.normal_(std=0.05, generator=torch.Generator().manual_seed(len(name)))
+    generator = torch.Generator().manual_seed(0)
+    sample = torch.randn(1, 4, 4, 6, 8, generator=generator)
+    text = components.text_encoder(task.tokenize(["a red star moves right"]))[0]
+    image = torch.randn(1, 5, 4, 6, 8, generator=generator)
+    flow = torch.randn(1, 2, 4, 48, 64, generator=generator) * 0.01
+    outputs = {}
+    for label, adapters in {
+        "both": {"camera": 1.0, "object": 1.0},
+        "camera": "camera",
+        "object": "object",
+    }.items():
+        with torch.no_grad():
+            outputs[label] = predict_noise(
+                components.unet,
+                components.image_controlnet,
+                components.flow_controlnet,
+                sample,
+                500,
+                text,
+                image,
+                flow,
+                adapters,
+            )
+    assert not torch.allclose(outputs["both"], outputs["camera"])
+    assert not torch.allclose(outputs["both"], outputs["object"])
+
+
+def test_saved_lora_adapter_is_safetensors_and_loads_back(camera_model_dir, base_model_dir):
+    adapter_file = camera_model_dir / "flow_controlnet" / "adapters" / "camera" / ADAPTER_WEIGHT_NAME
+    assert adapter_file.is_file()
+    from safetensors.torch import load_file
+
+    weights = load_file(adapter_file)
+    assert weights and all(".lora_A." in key or ".lora_B." in key for key in weights)
+    assert any(value.abs().sum() > 0 for key, value in weights.items() if ".lora_B." in key)
+
+    trained = load_components(camera_model_dir)
+    # the same adapter loaded by file into the untrained flow ControlNet of the base model
+    config = stage_config(
+        "object",
+        Path("unused"),
+        base_model_dir,
+        model={
+            "pretrained_model_path": str(base_model_dir),
+            "base": TINY_MODEL,
+            "lora_rank": 4,
+            "camera_lora_path": str(adapter_file.parent),
+        },
+    )
+    base = load_components(base_model_dir)
+    from imageconductor.training.diffusion_task import prepare_stage_adapters
+
+    prepare_stage_adapters(base, config)
+    generator = torch.Generator().manual_seed(1)
+    sample = torch.randn(1, 4, 4, 6, 8, generator=generator)
+    text = torch.randn(1, 77, 32, generator=generator)
+    image = torch.randn(1, 5, 4, 6, 8, generator=generator)
+    flow = torch.randn(1, 2, 4, 48, 64, generator=generator) * 0.01
+    with torch.no_grad():
+        expected = predict_noise(
+            trained.unet,
+            trained.image_controlnet,
+            trained.flow_controlnet,
+            sample,
+            300,
+            text,
+            image,
+            flow,
+            "camera",
+        )
+        loaded = predict_noise(
+            base.unet, base.image_controlnet, base.flow_controlnet, sample, 300, text, image, flow, "camera"
+        )
+        no_lora = predict_noise(
+            base.unet, base.image_controlnet, base.flow_controlnet, sample, 300, text, image, flow, "none"
+        )
+    assert torch.allclose(expected, loaded, atol=1e-6, rtol=0)
+    assert not torch.allclose(loaded, no_lora, atol=1e-6)
+
+
+def _cli(args: list[str]) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"),
+        "OMP_NUM_THREADS": "1",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "imageconductor.training.cli", *args], capture_output=True, text=True, env=env
+    )
+
+
+def test_resume_in_a_fresh_process_is_exact(camera_model_dir, tmp_path):
+    """4 object-stage steps straight == 2 steps, checkpoint, a NEW process resuming for 2 more."""
+    settings = {
+        "max_steps": 4,
+        "checkpoint_every": 2,
+        "gradient_accumulation_steps": 1,
+        "data": {"curriculum": {"dense_steps": 2}},  # the dense→sparse switch falls in the resumed half
+        "optim": {"learning_rate": 1e-3, "lr_scheduler": "cosine", "warmup_steps": 1},
+    }
+    straight = run_training(stage_config("object", tmp_path / "straight", camera_model_dir, **settings))
+    config = stage_config("object", tmp_path / "resumed", camera_model_dir, **settings)
+    first = run_training(config, until_step=2)
+    assert first.final_dir is None and find_latest_checkpoint(config.output_dir).name == "checkpoint-00000002"
+    config_path = tmp_path / "object.yaml"
+    config.save(config_path)
+    completed = _cli(["--config", str(config_path), "--resume", "latest"])
+    assert completed.returncode == 0, completed.stderr[-3000:]
+
+    def logged(run_dir: Path) -> list[dict]:
+        return [json.loads(line) for line in (run_dir / "logs" / "train.jsonl").read_text().splitlines()]
+
+    straight_log, resumed_log = logged(tmp_path / "straight"), logged(tmp_path / "resumed")
+    assert [entry["step"] for entry in resumed_log] == [1, 2, 3, 4]
+    for a, b in zip(straight_log, resumed_log, strict=True):
+        for key in ("loss", "diffusion", "ortho", "lr"):
+            assert a[key] == pytest.approx(b[key], rel=1e-6, abs=1e-9), (a["step"], key)
+    one, two = load_components(straight.final_dir), load_components(tmp_path / "resumed" / "final")
+    state_one, state_two = one.flow_controlnet.state_dict(), two.flow_controlnet.state_dict()
+    assert state_one.keys() == state_two.keys()
+    for key in state_one:
+        assert torch.allclose(state_one[key], state_two[key], atol=1e-6, rtol=0), key
+
+
+def test_cli_rejects_bad_config(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"stage": "camera", "max_stepz": 3}))
+    completed = _cli(["--config", str(path)])
+    assert completed.returncode == 2
+    assert "max_stepz" in completed.stderr
+
+
+def test_make_default_smoke_plan_builds_a_loadable_model(tmp_path, monkeypatch):
+    from imageconductor.training import make_default as md
+
+    out = md.make_default(tmp_path / "model", md.SMOKE_PLAN, tmp_path / "work", steps_scale=0.5)
+    info = json.loads((out / md.MODEL_INFO_FILE).read_text())
+    assert info == {"num_frames": 4, "height": 48, "width": 64, "seed": 0}
+    card = (out / "README.md").read_text()
+    for stage in md.STAGE_ORDER:
+        assert f"| {stage} | 1 | 2 |" in card
+    components = load_components(out)
+    assert set(adapter_names(components.flow_controlnet)) == {"camera", "object"}
+    # the VAE was trained and calibrated, the rest chained through the stages
+    assert components.vae.config.scaling_factor != pytest.approx(0.18215)
+    # a rerun skips every finished stage
+    monkeypatch.setattr("imageconductor.training.run.run_training", lambda *a, **k: pytest.fail("re-trained"))
+    md.make_default(tmp_path / "model", md.SMOKE_PLAN, tmp_path / "work", steps_scale=0.5)
+
+
+def test_default_plan_file_matches_the_built_in_plan():
+    from imageconductor.training.make_default import DEFAULT_PLAN, stage_configs
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "default_model.yaml"
+    assert yaml.safe_load(path.read_text()) == DEFAULT_PLAN
+    configs = stage_configs(DEFAULT_PLAN, Path("work"))
+    assert [c.stage for c in configs] == ["vae", "base", "controlnet", "camera", "object"]
+    assert configs[2].model.pretrained_model_path == str(Path("work") / "base" / "final")
+    assert configs[4].loss.ortho_weight == pytest.approx(0.1)
+
+
+def test_controlnet_stage_trains_from_curated_shards(base_model_dir, tmp_path):
+    """The curation shard loader's batches (pixel_values, captions, per-clip track lists) train a stage."""
+    import numpy as np
+
+    from imageconductor.curation.shards import Sample, write_shard
+    from imageconductor.training.synthetic_data import SyntheticClipDataset
+    from imageconductor.video_io import write_mp4
+
+    clips = SyntheticClipDataset(2, 6, 48, 64, seed=5, grid_size=4)
+    samples = []
+    for index in range(2):
+        item = clips[index]
+        frames = (
+            ((item["frames"].permute(1, 2, 3, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+        )
+        video = write_mp4(frames, tmp_path / f"clip{index}.mp4", crf=0)
+        samples.append(
+            Sample(
+                key=f"clip{index}",
+                clip=video.read_bytes(),
+                tracks=item["tracks"].numpy()[:, : 5 + index],  # different track counts per clip
+                visibility=item["visibility"].numpy()[:, : 5 + index],
+                metadata={"caption": item["caption"]},
+            )
+        )
+    write_shard(tmp_path / "shards" / "shard-000000.tar", samples)
+    config = stage_config(
+        "controlnet",
+        tmp_path / "run",
+        base_model_dir,
+        data={
+            "source": "shards",
+            "shards": [str(tmp_path / "shards" / "*.tar")],
+            "curriculum": {"dense_steps": 1},
+        },
+    )
+    result = run_training(config, export=False)
+    assert len(result.history) == 2 and all(np.isfinite(r["loss"]) for r in result.history)
