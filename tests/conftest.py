@@ -21,3 +21,19 @@ def official_dir() -> Path:
 @pytest.fixture(scope="session")
 def official_manifest(official_dir: Path) -> dict:
     return json.loads((official_dir / "manifest.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def official_pipeline(official_dir: Path):
+    """``ImageConductorPipeline.from_official`` on the official-tiny files (progress bar off)."""
+    from imageconductor.pipelines.image_conductor import ImageConductorPipeline
+
+    weights = official_dir / "official-weights"
+    pipe = ImageConductorPipeline.from_official(
+        official_dir / "sd15-tiny",
+        unet_path=weights / "unet.ckpt",
+        image_controlnet_path=weights / "image_controlnet.ckpt",
+        flow_controlnet_path=weights / "flow_controlnet.ckpt",
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

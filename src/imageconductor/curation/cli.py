@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from imageconductor.cli import positive_int
 from imageconductor.curation.config import (
     DIS_PRESETS,
     INDEX_FORMATS,
@@ -56,19 +57,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, help="a folder of videos, a list file, or a CSV/JSONL manifest")
     parser.add_argument("out", type=Path, help="output folder (shards/, index, report.jsonl, summary.json)")
     parser.add_argument("--engine", choices=("local", "ray"), default="local", help="execution engine")
     parser.add_argument(
-        "--workers", type=_positive_int, default=1, help="worker processes (local) / CPUs (ray)"
+        "--workers", type=positive_int, default=1, help="worker processes (local) / CPUs (ray)"
     )
     parser.add_argument(
         "--ray-address", default=None, help="address of an existing Ray cluster (default: local)"

@@ -55,7 +55,7 @@ def _add_tracker_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_suite_parser(subparsers) -> None:
-    from imageconductor.cli import _parse_mode, _positive_int
+    from imageconductor.cli import add_frame_size_options, add_weight_options, parse_mode, positive_int
 
     parser = subparsers.add_parser(
         "suite",
@@ -69,7 +69,7 @@ def _add_suite_parser(subparsers) -> None:
         help="camera | object (built-in, 10 each) | a folder of trajectory JSON files | "
         "synthetic-object | synthetic-camera (held-out synthetic clips, see --seeds)",
     )
-    parser.add_argument("--mode", type=_parse_mode, default=None, help="object, camera, none or a blend")
+    parser.add_argument("--mode", type=parse_mode, default=None, help="object, camera, none or a blend")
     parser.add_argument("--label", default=None, help="run name (default SUITE-MODE)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     source = parser.add_argument_group("first frames and prompts")
@@ -81,22 +81,13 @@ def _add_suite_parser(subparsers) -> None:
         default=range(10_000, 10_010),
         help="synthetic seeds START:STOP (staged frames for built-in suites; clips for synthetic-*)",
     )
-    weights = parser.add_argument_group("weights (default: the embedded model)")
-    weights.add_argument(
-        "--weights-dir", type=Path, help="folder written by ImageConductorPipeline.save_pretrained"
-    )
-    weights.add_argument("--pretrained-model-path", type=Path, help="Stable Diffusion 1.5 diffusers folder")
-    weights.add_argument("--unet", type=Path, help="official unet.ckpt")
-    weights.add_argument("--image-controlnet", type=Path, help="official image_controlnet.ckpt")
-    weights.add_argument("--flow-controlnet", type=Path, help="official flow ControlNet .ckpt (with LoRA)")
+    add_weight_options(parser)
     sampling = parser.add_argument_group("sampling")
-    sampling.add_argument("--steps", type=_positive_int, default=25, help="DDIM steps (default 25)")
+    sampling.add_argument("--steps", type=positive_int, default=25, help="DDIM steps (default 25)")
     sampling.add_argument("--guidance-scale", type=float, default=7.5, help="CFG scale (default 7.5)")
     sampling.add_argument("--camera-free-guidance", type=float, default=None, help="λ_traj (paper Eq. 5)")
     sampling.add_argument("--seed", type=int, default=0, help="sampling seed for every video (default 0)")
-    sampling.add_argument("--num-frames", type=_positive_int, default=16, help="frames (default 16)")
-    sampling.add_argument("--height", type=_positive_int, default=256, help="height (default 256)")
-    sampling.add_argument("--width", type=_positive_int, default=384, help="width (default 384)")
+    add_frame_size_options(sampling)
     sampling.add_argument("--device", default=None, help="torch device (default cuda if available)")
     parser.add_argument("--no-videos", action="store_true", help="do not keep the generated MP4s")
     parser.add_argument(
@@ -217,31 +208,28 @@ def _suite_and_cases(args):
         return synthetic_clip_suite(kind, args.seeds, args.num_frames, args.width, args.height)
     suite = load_suite(args.suite)
     if args.image is not None:
-        from imageconductor.cli import _load_image
+        from imageconductor.cli import load_image
 
         if args.prompt is None:
             raise _cli_error("--image needs --prompt")
-        return suite, cases_from_image(suite, _load_image(args.image), args.prompt)
+        return suite, cases_from_image(suite, load_image(args.image), args.prompt)
     if args.prompt is not None:
         raise _cli_error("--prompt needs --image (synthetic frames bring their own captions)")
     return suite, synthetic_cases(suite, args.seeds.start, args.width, args.height)
 
 
 def _run_suite(args) -> int:
-    import torch
 
-    from imageconductor.cli import _load_pipeline
+    from imageconductor.cli import fill_frame_size, load_pipeline
     from imageconductor.evaluation.runner import PipelineGenerator, run_suite
 
+    fill_frame_size(args)
     if args.height % 8 or args.width % 8:
         raise _cli_error(f"--height and --width must be multiples of 8, got {args.height} and {args.width}")
     suite, cases = _suite_and_cases(args)
     mode = args.mode if args.mode is not None else suite.kind
     tracker = _tracker(args)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    print(f"loading weights ({device}) ...", file=sys.stderr)
-    pipe = _load_pipeline(args)
-    pipe.to(device)
+    pipe = load_pipeline(args)
     pipe.set_progress_bar_config(disable=True)
     generate = PipelineGenerator(
         pipe,

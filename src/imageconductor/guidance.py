@@ -1,0 +1,174 @@
+"""Guidance rows and how their noise predictions are combined (classifier-free and camera-free guidance).
+
+Every sampling step evaluates the noise model on a few *guidance rows* that share the noisy latents
+and the image / trajectory conditions and differ only in the text embedding (negative or positive
+prompt) and in the LoRA adapter active in the motion (flow) ControlNet. A :class:`GuidancePlan` lists
+those rows in batch order and turns their predictions into one guided prediction:
+
+* plain classifier-free guidance (the released code), ``guidance_scale = s``::
+
+      rows = [negative / mode, positive / mode]
+      eps  = eps_neg + s * (eps_pos - eps_neg)
+
+* camera-free guidance (paper Eq. 5), ``guidance_scale = λ_cfg``, ``camera_free_guidance = λ_traj``,
+  θ₀ = the motion ControlNet without LoRA (adapter ``"none"``), θ_traj = the ControlNet with the
+  trajectory adapter (``mode``, the object LoRA in the paper)::
+
+      rows = [negative / none, positive / none, positive / mode]
+      eps  = eps0(∅) + λ_cfg * (eps0(c) - eps0(∅)) + λ_traj * (eps_traj(c) - eps0(c))
+
+As in the released code, guidance is switched off when ``guidance_scale <= 1``: the negative row is
+dropped and ``λ_cfg`` counts as 1 (so camera-free guidance keeps only its two positive rows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+
+__all__ = [
+    "ADAPTER_NAMES",
+    "AdapterSelection",
+    "GuidancePlan",
+    "GuidanceRow",
+    "camera_free_guidance",
+    "classifier_free_guidance",
+    "normalize_mode",
+    "plan_guidance",
+]
+
+#: The LoRA adapters the motion ControlNet carries (``"none"`` selects the adapter-free base).
+ADAPTER_NAMES = ("camera", "object")
+
+#: What one batch row asks of the flow ControlNet: an adapter name, ``"none"``, or blend weights.
+AdapterSelection = str | Mapping[str, float]
+
+
+def normalize_mode(mode: AdapterSelection) -> AdapterSelection:
+    """Check a ``mode`` argument and return it in canonical form.
+
+    Accepts ``"object"``, ``"camera"``, ``"none"`` or a mapping of adapter weights such as
+    ``{"camera": 1.0, "object": 0.5}`` (returned as a plain ``dict`` of floats). Raises ValueError naming
+    the offending value otherwise.
+    """
+    if isinstance(mode, str):
+        if mode not in (*ADAPTER_NAMES, "none"):
+            raise ValueError(
+                f"mode must be 'object', 'camera', 'none' or a dict of adapter weights, got {mode!r}"
+            )
+        return mode
+    if isinstance(mode, Mapping):
+        if not mode:
+            raise ValueError("mode as a dict of adapter weights must name at least one adapter")
+        weights: dict[str, float] = {}
+        for name, weight in mode.items():
+            if name not in ADAPTER_NAMES:
+                raise ValueError(
+                    f"unknown adapter {name!r} in mode; known adapters: {', '.join(ADAPTER_NAMES)}"
+                )
+            try:
+                value = float(weight)
+            except (TypeError, ValueError):
+                raise ValueError(f"adapter weight for {name!r} must be a number, got {weight!r}") from None
+            if not torch.isfinite(torch.tensor(value)):
+                raise ValueError(f"adapter weight for {name!r} must be finite, got {weight!r}")
+            weights[name] = value
+        return weights
+    raise ValueError(f"mode must be a string or a dict of adapter weights, got {type(mode).__name__}")
+
+
+@dataclass(frozen=True)
+class GuidanceRow:
+    """One row group of the batched noise prediction: which text embedding and which flow adapter."""
+
+    text: str  # "negative" or "positive"
+    adapter: AdapterSelection
+
+
+def classifier_free_guidance(eps_uncond: torch.Tensor, eps_cond: torch.Tensor, scale: float) -> torch.Tensor:
+    """``eps_uncond + scale * (eps_cond - eps_uncond)`` (Ho & Salimans)."""
+    return eps_uncond + scale * (eps_cond - eps_uncond)
+
+
+def camera_free_guidance(
+    eps_base_uncond: torch.Tensor | None,
+    eps_base_cond: torch.Tensor,
+    eps_traj_cond: torch.Tensor,
+    cfg_scale: float,
+    traj_scale: float,
+) -> torch.Tensor:
+    """Paper Eq. 5: ``ε₀(∅) + λ_cfg (ε₀(c) − ε₀(∅)) + λ_traj (ε_traj(c) − ε₀(c))``.
+
+    ``eps_base_uncond`` may be None when classifier-free guidance is off (``λ_cfg`` then counts as 1).
+    """
+    guided = (
+        eps_base_cond
+        if eps_base_uncond is None
+        else classifier_free_guidance(eps_base_uncond, eps_base_cond, cfg_scale)
+    )
+    return guided + traj_scale * (eps_traj_cond - eps_base_cond)
+
+
+@dataclass(frozen=True)
+class GuidancePlan:
+    """The guidance rows of one sampling step (batch order) and the rule that combines them."""
+
+    rows: tuple[GuidanceRow, ...]
+    guidance_scale: float
+    camera_free_guidance: float | None
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.rows)
+
+    @property
+    def uses_negative_prompt(self) -> bool:
+        return any(row.text == "negative" for row in self.rows)
+
+    def row_adapters(self, batch_size: int) -> list[AdapterSelection]:
+        """Per-sample adapter list for a batch made of ``num_rows`` groups of ``batch_size`` samples."""
+        return [row.adapter for row in self.rows for _ in range(batch_size)]
+
+    def combine(self, eps: torch.Tensor) -> torch.Tensor:
+        """Turn the stacked predictions ``(num_rows * B, ...)`` into the guided prediction ``(B, ...)``."""
+        if eps.shape[0] % self.num_rows:
+            raise ValueError(f"expected a multiple of {self.num_rows} rows, got a batch of {eps.shape[0]}")
+        parts = eps.chunk(self.num_rows)
+        uses_cfg = self.uses_negative_prompt
+        if self.camera_free_guidance is None:
+            if not uses_cfg:
+                return parts[0]
+            return classifier_free_guidance(parts[0], parts[1], self.guidance_scale)
+        base_uncond, base_cond, traj_cond = parts if uses_cfg else (None, *parts)
+        return camera_free_guidance(
+            base_uncond, base_cond, traj_cond, self.guidance_scale, self.camera_free_guidance
+        )
+
+
+def plan_guidance(
+    mode: AdapterSelection,
+    guidance_scale: float,
+    camera_free_guidance: float | None = None,
+) -> GuidancePlan:
+    """Build the guidance rows for ``mode`` (see the module docstring for the formulas).
+
+    Raises ValueError when camera-free guidance is asked for with ``mode="none"`` (θ_traj would equal θ₀).
+    """
+    mode = normalize_mode(mode)
+    use_cfg = guidance_scale > 1.0
+    if camera_free_guidance is None:
+        rows: Sequence[GuidanceRow] = [GuidanceRow("positive", mode)]
+        if use_cfg:
+            rows = [GuidanceRow("negative", mode), *rows]
+    else:
+        if mode == "none":
+            raise ValueError(
+                "camera_free_guidance needs a trajectory adapter (mode 'object', 'camera' or a blend), not 'none'"
+            )
+        rows = [GuidanceRow("positive", "none"), GuidanceRow("positive", mode)]
+        if use_cfg:
+            rows = [GuidanceRow("negative", "none"), *rows]
+        camera_free_guidance = float(camera_free_guidance)
+    return GuidancePlan(tuple(rows), float(guidance_scale), camera_free_guidance)

@@ -1,0 +1,655 @@
+"""ImageConductorPipeline: first frame + prompt + trajectories -> video, with CFG and camera-free guidance.
+
+The whole sampling loop lives in :meth:`ImageConductorPipeline.__call__`. Per step it makes ONE
+batched call of :func:`imageconductor.models.predict_noise` over the guidance rows of
+:mod:`imageconductor.guidance` (each row picks its text embedding and its motion-ControlNet adapter),
+combines the rows into one noise prediction and takes a DDIM step. With ``camera_free_guidance=None``
+it is numerically the authors' released sampler (classifier-free guidance over ``[negative, positive]``
+rows that keep the image and flow conditions; only the text differs).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import PIL.Image
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL, DiffusionPipeline, ModelMixin, SchedulerMixin
+from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
+from transformers import CLIPTextModel, CLIPTokenizer
+
+from imageconductor.conditioning import image_condition
+from imageconductor.guidance import AdapterSelection, normalize_mode, plan_guidance
+from imageconductor.models import load_official_components, predict_noise
+
+__all__ = [
+    "ImageConductorPipeline",
+    "ImageConductorPipelineOutput",
+    "load_trajectory_set",
+    "output_to_uint8",
+    "prepare_first_frame",
+]
+
+ImageInput = PIL.Image.Image | np.ndarray | torch.Tensor
+PathLike = str | os.PathLike
+
+#: Frame size and length of the released model (used when nothing else fixes them).
+DEFAULT_HEIGHT, DEFAULT_WIDTH, DEFAULT_NUM_FRAMES = 256, 384, 16
+
+
+@dataclass
+class ImageConductorPipelineOutput(BaseOutput):
+    """``frames``: ``"pt"`` (B, 3, F, H, W) in [0, 1]; ``"np"`` (B, F, H, W, 3) float32 in [0, 1];
+    ``"pil"`` a list (per video) of lists of PIL images; ``"latent"`` the final latents (B, 4, F, h, w)."""
+
+    frames: torch.Tensor | np.ndarray | list[list[PIL.Image.Image]]
+
+
+def _center_crop_box(in_width: int, in_height: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """Largest centred box of ``in_width x in_height`` with the aspect ratio ``width / height``.
+
+    This is what the released code's ``RandomResizedCrop(scale=(1, 1), ratio=(W/H, W/H))`` falls back to.
+    """
+    ratio = width / height
+    in_ratio = in_width / in_height
+    crop_width, crop_height = in_width, in_height
+    if in_ratio < ratio:
+        crop_height = int(round(in_width / ratio))
+    elif in_ratio > ratio:
+        crop_width = int(round(in_height * ratio))
+    left, top = (in_width - crop_width) // 2, (in_height - crop_height) // 2
+    return left, top, left + crop_width, top + crop_height
+
+
+def prepare_first_frame(image: ImageInput, height: int, width: int) -> torch.Tensor:
+    """Centre-crop ``image`` to the aspect ratio ``width / height``, resize it and map it to [-1, 1].
+
+    ``image``: a PIL image, a uint8 array (H, W, 3), a float array / tensor in [0, 1] shaped (H, W, 3),
+    (3, H, W) or (1, 3, H, W). Returns a float32 tensor (1, 3, height, width).
+    """
+    if isinstance(image, PIL.Image.Image) or (isinstance(image, np.ndarray) and image.dtype == np.uint8):
+        pil = image if isinstance(image, PIL.Image.Image) else _uint8_array_to_pil(image)
+        pil = pil.convert("RGB")
+        pil = pil.crop(_center_crop_box(pil.width, pil.height, width, height))
+        pil = pil.resize((width, height), PIL.Image.BILINEAR)
+        pixels = torch.from_numpy(np.asarray(pil, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
+        return pixels * 2.0 - 1.0
+    tensor = torch.as_tensor(image, dtype=torch.float32)
+    if tensor.ndim == 3 and tensor.shape[-1] == 3 and tensor.shape[0] != 3:
+        tensor = tensor.permute(2, 0, 1)
+    if tensor.ndim == 3:
+        tensor = tensor[None]
+    if tensor.ndim != 4 or tensor.shape[:2] != (1, 3):
+        raise ValueError(f"image must be (H, W, 3), (3, H, W) or (1, 3, H, W), got {tuple(tensor.shape)}")
+    if not torch.isfinite(tensor).all() or tensor.min() < 0 or tensor.max() > 1:
+        raise ValueError("a float image must hold finite values in [0, 1]")
+    left, top, right, bottom = _center_crop_box(tensor.shape[-1], tensor.shape[-2], width, height)
+    tensor = tensor[..., top:bottom, left:right]
+    tensor = F.interpolate(tensor, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
+    return tensor.clamp(0, 1) * 2.0 - 1.0
+
+
+def _uint8_array_to_pil(array: np.ndarray) -> PIL.Image.Image:
+    if array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (3, 4)):
+        return PIL.Image.fromarray(array)
+    raise ValueError(f"a uint8 image array must be (H, W), (H, W, 3) or (H, W, 4), got {array.shape}")
+
+
+class ImageConductorPipeline(DiffusionPipeline):
+    r"""Image-to-video generation with trajectory control (Image Conductor).
+
+    Components: ``vae`` (AutoencoderKL), ``text_encoder`` / ``tokenizer`` (CLIP), ``unet`` (video UNet
+    with motion modules), ``image_controlnet`` (SparseCtrl-RGB on the first frame), ``flow_controlnet``
+    (motion ControlNet with the LoRA adapters ``camera`` and ``object``), ``scheduler`` (DDIM).
+
+    Guidance (see :mod:`imageconductor.guidance`):
+
+    * ``camera_free_guidance=None`` — the released behaviour: rows ``[negative, positive]`` with the
+      ``mode`` adapter, ``eps = eps_neg + guidance_scale * (eps_pos - eps_neg)``.
+    * ``camera_free_guidance=λ_traj`` — paper Eq. 5 with rows ``[∅/none, c/none, c/mode]``:
+      ``eps = ε₀(∅) + λ_cfg (ε₀(c) − ε₀(∅)) + λ_traj (ε_traj(c) − ε₀(c))`` where θ₀ is the motion
+      ControlNet without LoRA, θ_traj the one with the ``mode`` adapter (the object LoRA in the paper)
+      and ∅ the same unconditional text the CFG uses: ``negative_prompt`` when given, otherwise the
+      empty prompt "" (the paper's ∅). Image and trajectory conditions are kept in every row.
+
+    All rows of a step go through one batched ``predict_noise`` call; ``guidance_scale <= 1`` drops
+    the unconditional row as the released code does.
+    """
+
+    model_cpu_offload_seq = "text_encoder->image_controlnet->flow_controlnet->unet->vae"
+    _optional_components: list[str] = []
+    _callback_tensor_inputs = ["latents", "prompt_embeds", "negative_prompt_embeds"]
+
+    def __init__(
+        self,
+        vae: AutoencoderKL,
+        text_encoder: CLIPTextModel,
+        tokenizer: CLIPTokenizer,
+        unet: ModelMixin,
+        image_controlnet: ModelMixin,
+        flow_controlnet: ModelMixin,
+        scheduler: SchedulerMixin,
+    ):
+        super().__init__()
+        self.register_modules(
+            vae=vae,
+            text_encoder=text_encoder,
+            tokenizer=tokenizer,
+            unet=unet,
+            image_controlnet=image_controlnet,
+            flow_controlnet=flow_controlnet,
+            scheduler=scheduler,
+        )
+        self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_official(
+        cls,
+        pretrained_model_path: PathLike,
+        unet_path: PathLike,
+        image_controlnet_path: PathLike,
+        flow_controlnet_path: PathLike,
+        torch_dtype: torch.dtype = torch.float32,
+    ) -> ImageConductorPipeline:
+        """Build the pipeline from the authors' released files.
+
+        ``pretrained_model_path``: the Stable Diffusion 1.5 diffusers folder (vae, text_encoder,
+        tokenizer, unet config, scheduler); ``unet_path`` / ``image_controlnet_path`` /
+        ``flow_controlnet_path``: the ``unet.ckpt``, ``image_controlnet.ckpt`` and flow ControlNet ``.ckpt``
+        files. Raises FileNotFoundError listing every missing path.
+        """
+        required = {
+            "pretrained_model_path (Stable Diffusion 1.5 folder)": (pretrained_model_path, True),
+            "unet_path": (unet_path, False),
+            "image_controlnet_path": (image_controlnet_path, False),
+            "flow_controlnet_path": (flow_controlnet_path, False),
+        }
+        missing = []
+        for label, (path, is_dir) in required.items():
+            candidate = Path(path)
+            if not (candidate.is_dir() if is_dir else candidate.is_file()):
+                missing.append(f"{label}: {candidate} ({'folder' if is_dir else 'file'} not found)")
+        if missing:
+            raise FileNotFoundError("official ImageConductor weights missing: " + "; ".join(missing))
+        components = load_official_components(
+            pretrained_model_path,
+            unet_path=unet_path,
+            image_controlnet_path=image_controlnet_path,
+            flow_controlnet_path=flow_controlnet_path,
+            torch_dtype=torch_dtype,
+        )
+        return cls(**{field.name: getattr(components, field.name) for field in fields(components)})
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: PathLike,
+        torch_dtype: torch.dtype | None = None,
+        **kwargs: Any,
+    ) -> ImageConductorPipeline:
+        """Load a folder written by :meth:`save_pretrained` (diffusers layout, safetensors).
+
+        Each component is loaded by the class ``model_index.json`` names (only ``diffusers``,
+        ``transformers`` and ``imageconductor.*`` classes are imported), with that class's
+        ``from_pretrained`` — which, for the flow ControlNet, restores its LoRA adapters. Components can be
+        passed as keyword arguments instead. A path that is not a local folder goes to diffusers'
+        ``DiffusionPipeline.from_pretrained`` unchanged.
+        """
+        folder = Path(pretrained_model_name_or_path)
+        index_path = folder / "model_index.json"
+        if not index_path.is_file():
+            if folder.exists():
+                raise FileNotFoundError(
+                    f"{folder} is not a saved ImageConductorPipeline (no model_index.json)"
+                )
+            return super().from_pretrained(pretrained_model_name_or_path, torch_dtype=torch_dtype, **kwargs)
+        index = json.loads(index_path.read_text())
+        components: dict[str, Any] = {}
+        for name in inspect.signature(cls.__init__).parameters:
+            if name == "self":
+                continue
+            if name in kwargs:
+                components[name] = kwargs.pop(name)
+                continue
+            entry = index.get(name)
+            if (
+                not isinstance(entry, list)
+                or len(entry) != 2
+                or not all(isinstance(item, str) for item in entry)
+            ):
+                raise ValueError(f"{index_path} does not describe the component {name!r}")
+            library, class_name = entry
+            if library not in ("diffusers", "transformers") and not library.startswith("imageconductor."):
+                raise ValueError(f"{index_path}: refusing to import {name!r} from module {library!r}")
+            component = getattr(importlib.import_module(library), class_name).from_pretrained(
+                folder, subfolder=name
+            )
+            if torch_dtype is not None and isinstance(component, torch.nn.Module):
+                component = component.to(dtype=torch_dtype)
+            components[name] = component
+        if kwargs:
+            raise TypeError(f"unexpected keyword arguments for a local folder: {sorted(kwargs)}")
+        pipe = cls(**components)
+        pipe.register_to_config(_name_or_path=str(folder))
+        return pipe
+
+    # ------------------------------------------------------------------ inputs
+    def encode_prompt(
+        self,
+        prompt: str | list[str],
+        device: torch.device,
+        num_videos_per_prompt: int = 1,
+    ) -> torch.Tensor:
+        """CLIP text embeddings ``(len(prompt) * num_videos_per_prompt, 77, d)`` (padded to max length)."""
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        tokens = self.tokenizer(
+            prompts,
+            padding="max_length",
+            max_length=self.tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        )
+        attention_mask = None
+        if getattr(self.text_encoder.config, "use_attention_mask", False):
+            attention_mask = tokens.attention_mask.to(device)
+        embeds = self.text_encoder(tokens.input_ids.to(device), attention_mask=attention_mask)[0]
+        return embeds.to(dtype=self.text_encoder.dtype).repeat_interleave(num_videos_per_prompt, dim=0)
+
+    def encode_image(
+        self,
+        image: ImageInput,
+        height: int,
+        width: int,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """First-frame latents ``(1, 4, 1, h, w)``: crop/resize, [-1, 1], VAE sample × scaling factor."""
+        pixels = prepare_first_frame(image, height, width).to(self._execution_device, dtype=self.vae.dtype)
+        latents = self.vae.encode(pixels).latent_dist.sample(generator)
+        return (latents * self.vae.config.scaling_factor)[:, :, None]
+
+    def prepare_flow_condition(
+        self,
+        trajectories: Any,
+        num_frames: int,
+        height: int,
+        width: int,
+    ) -> torch.Tensor:
+        """Flow condition ``(1, 2, num_frames, height, width)`` from tracks, a TrajectorySet or a file path
+        (see :func:`load_trajectory_set` for how points are placed in the ``width x height`` model frame)."""
+        from imageconductor.trajectories import flow_condition
+
+        trajectory_set = load_trajectory_set(trajectories, width, height)
+        return flow_condition(trajectory_set, num_frames, height, width)  # uses per-track strengths
+
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """Decode latents ``(B, 4, F, h, w)`` frame by frame to a video ``(B, 3, F, H, W)`` in [0, 1]."""
+        batch, _, num_frames, _, _ = latents.shape
+        flat = (latents / self.vae.config.scaling_factor).permute(0, 2, 1, 3, 4).flatten(0, 1)
+        flat = flat.to(dtype=self.vae.dtype)
+        frames = torch.cat(
+            [self.vae.decode(flat[index : index + 1]).sample for index in range(flat.shape[0])]
+        )
+        video = frames.unflatten(0, (batch, num_frames)).permute(0, 2, 1, 3, 4)
+        return (video / 2 + 0.5).clamp(0, 1).float()
+
+    def prepare_latents(
+        self,
+        shape: tuple[int, ...],
+        dtype: torch.dtype,
+        device: torch.device,
+        generator: torch.Generator | list[torch.Generator] | None,
+        latents: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Initial noise (drawn with ``generator`` unless ``latents`` is given) × ``init_noise_sigma``."""
+        if latents is None:
+            latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+        elif tuple(latents.shape) != tuple(shape):
+            raise ValueError(f"latents must be shaped {tuple(shape)}, got {tuple(latents.shape)}")
+        return latents.to(device=device, dtype=dtype) * self.scheduler.init_noise_sigma
+
+    def _extra_step_kwargs(self, generator: Any, eta: float) -> dict[str, Any]:
+        accepted = set(inspect.signature(self.scheduler.step).parameters)
+        kwargs: dict[str, Any] = {}
+        if "eta" in accepted:
+            kwargs["eta"] = eta
+        if "generator" in accepted:
+            kwargs["generator"] = generator
+        return kwargs
+
+    @staticmethod
+    def _resolve_mode(mode: AdapterSelection | None, trajectories: Any) -> AdapterSelection:
+        """``None`` -> "camera" when every track of a TrajectorySet is a camera track, else "object"."""
+        if mode is not None:
+            return normalize_mode(mode)
+        kinds = getattr(trajectories, "kinds", None)
+        if kinds and all(kind == "camera" for kind in kinds):
+            return "camera"
+        return "object"
+
+    @staticmethod
+    def _batch_to(tensor: torch.Tensor, batch_size: int, name: str) -> torch.Tensor:
+        if tensor.shape[0] == batch_size:
+            return tensor
+        if tensor.shape[0] == 1:
+            return tensor.expand(batch_size, *tensor.shape[1:])
+        raise ValueError(f"{name} has batch size {tensor.shape[0]}; expected 1 or {batch_size}")
+
+    def _resolve_sizes(
+        self,
+        num_frames: int | None,
+        height: int | None,
+        width: int | None,
+        latents: torch.Tensor | None,
+        image_latents: torch.Tensor | None,
+        flow_condition: torch.Tensor | None,
+    ) -> tuple[int, int, int]:
+        """Fill unset sizes from the flow condition, the image latents or the latents (in that order)."""
+        scale = self.vae_scale_factor
+        if flow_condition is not None and flow_condition.ndim == 5:
+            num_frames = num_frames or flow_condition.shape[2]
+            height = height or flow_condition.shape[3]
+            width = width or flow_condition.shape[4]
+        if image_latents is not None and image_latents.ndim >= 4:
+            height = height or image_latents.shape[-2] * scale
+            width = width or image_latents.shape[-1] * scale
+        if latents is not None and latents.ndim == 5:
+            num_frames = num_frames or latents.shape[2]
+            height = height or latents.shape[3] * scale
+            width = width or latents.shape[4] * scale
+        num_frames = num_frames or DEFAULT_NUM_FRAMES
+        height, width = height or DEFAULT_HEIGHT, width or DEFAULT_WIDTH
+        if height % scale or width % scale:
+            raise ValueError(f"height and width must be divisible by {scale}, got {height} and {width}")
+        if num_frames < 2:
+            raise ValueError(f"num_frames must be at least 2, got {num_frames}")
+        return num_frames, height, width
+
+    def check_inputs(
+        self,
+        prompt: str | list[str] | None,
+        prompt_embeds: torch.Tensor | None,
+        negative_prompt: str | list[str] | None,
+        negative_prompt_embeds: torch.Tensor | None,
+        image: ImageInput | None,
+        image_latents: torch.Tensor | None,
+        trajectories: Any,
+        flow_condition: torch.Tensor | None,
+        num_inference_steps: int,
+        output_type: str,
+        callback_on_step_end_tensor_inputs: Sequence[str],
+    ) -> None:
+        """Raise ValueError / TypeError naming the argument that is missing, doubled or malformed."""
+        if (prompt is None) == (prompt_embeds is None):
+            raise ValueError("pass exactly one of `prompt` and `prompt_embeds`")
+        if prompt is not None and not (
+            isinstance(prompt, str) or (isinstance(prompt, list) and all(isinstance(p, str) for p in prompt))
+        ):
+            raise TypeError(f"`prompt` must be a string or a list of strings, got {type(prompt).__name__}")
+        if negative_prompt is not None and negative_prompt_embeds is not None:
+            raise ValueError("pass at most one of `negative_prompt` and `negative_prompt_embeds`")
+        if negative_prompt is not None and not isinstance(negative_prompt, str | list):
+            raise TypeError(
+                f"`negative_prompt` must be a string or a list, got {type(negative_prompt).__name__}"
+            )
+        if (image is None) == (image_latents is None):
+            raise ValueError("pass exactly one of `image` (the first frame) and `image_latents`")
+        if (trajectories is None) == (flow_condition is None):
+            raise ValueError("pass exactly one of `trajectories` and `flow_condition`")
+        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be a positive integer, got {num_inference_steps!r}")
+        if output_type not in ("pil", "np", "pt", "latent"):
+            raise ValueError(f"output_type must be 'pil', 'np', 'pt' or 'latent', got {output_type!r}")
+        unknown = [
+            name for name in callback_on_step_end_tensor_inputs if name not in self._callback_tensor_inputs
+        ]
+        if unknown:
+            raise ValueError(
+                f"callback_on_step_end_tensor_inputs {unknown} not in {self._callback_tensor_inputs}"
+            )
+
+    # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompt: str | list[str] | None = None,
+        image: ImageInput | None = None,
+        trajectories: Any = None,
+        mode: AdapterSelection | None = None,
+        num_frames: int | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        num_inference_steps: int = 25,
+        guidance_scale: float = 7.5,
+        camera_free_guidance: float | None = None,
+        negative_prompt: str | list[str] | None = None,
+        num_videos_per_prompt: int = 1,
+        eta: float = 0.0,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        latents: torch.Tensor | None = None,
+        prompt_embeds: torch.Tensor | None = None,
+        negative_prompt_embeds: torch.Tensor | None = None,
+        image_latents: torch.Tensor | None = None,
+        flow_condition: torch.Tensor | None = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        callback_on_step_end: Callable[[DiffusionPipeline, int, int, dict], dict] | None = None,
+        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+    ) -> ImageConductorPipelineOutput | tuple:
+        r"""Generate a video whose first frame is ``image`` and whose motion follows ``trajectories``.
+
+        Args:
+            prompt / prompt_embeds: the text (or its CLIP embeddings ``(B, 77, d)``).
+            image: the first frame (PIL, uint8 array, or float array/tensor in [0, 1]); it is centre-cropped
+                to ``width / height``, resized, encoded with the VAE (sampled with ``generator``) and scaled
+                by ``vae.config.scaling_factor``. Or give ``image_latents`` ``(1|B, 4, 1, h, w)`` directly.
+            trajectories: a list of tracks (each a list of ``[x, y]`` pixels of the model frame), a
+                ``TrajectorySet`` or a path to a trajectory JSON file. Or give ``flow_condition``
+                ``(1|B, 2, num_frames, height, width)`` directly.
+            mode: flow-ControlNet adapter: ``"object"``, ``"camera"``, ``"none"`` or blend weights such as
+                ``{"camera": 1.0, "object": 0.5}``. ``None``: ``"camera"`` for a TrajectorySet of camera
+                tracks only, else ``"object"``.
+            num_frames, height, width: video size; unset values come from ``flow_condition``, then
+                ``image_latents``, then ``latents``, else 16 x 256 x 384.
+            num_inference_steps: DDIM steps (25 in the release).
+            guidance_scale: classifier-free guidance scale λ_cfg (7.5 in the release); ``<= 1`` turns it off.
+            camera_free_guidance: λ_traj of the paper's Eq. 5; ``None`` is the released behaviour.
+            negative_prompt / negative_prompt_embeds: the unconditional text (default "").
+            num_videos_per_prompt: videos per prompt.
+            eta: DDIM η. generator: torch generator(s) for the noise and the VAE sample.
+            latents: initial noise ``(B, 4, num_frames, height/8, width/8)``.
+            output_type: ``"pil"``, ``"np"``, ``"pt"`` (``(B, 3, F, H, W)`` in [0, 1]) or ``"latent"``.
+            return_dict: return :class:`ImageConductorPipelineOutput` (else a tuple ``(frames,)``).
+            callback_on_step_end: ``fn(pipe, step, timestep, callback_kwargs) -> dict`` after every step, with
+                the tensors named in ``callback_on_step_end_tensor_inputs``; a returned ``"latents"``
+                replaces the current latents.
+        """
+        callback_on_step_end_tensor_inputs = list(callback_on_step_end_tensor_inputs)
+        self.check_inputs(
+            prompt,
+            prompt_embeds,
+            negative_prompt,
+            negative_prompt_embeds,
+            image,
+            image_latents,
+            trajectories,
+            flow_condition,
+            num_inference_steps,
+            output_type,
+            callback_on_step_end_tensor_inputs,
+        )
+        num_frames, height, width = self._resolve_sizes(
+            num_frames, height, width, latents, image_latents, flow_condition
+        )
+        if trajectories is not None:
+            trajectories = load_trajectory_set(trajectories, width, height)
+        mode = self._resolve_mode(mode, trajectories)
+        plan = plan_guidance(mode, guidance_scale, camera_free_guidance)
+        device = self._execution_device
+        dtype = self.unet.dtype
+
+        # 1. Text: positive embeddings, plus the unconditional ones when a row needs them.
+        if prompt_embeds is None:
+            prompt_embeds = self.encode_prompt(prompt, device, num_videos_per_prompt)
+        else:
+            prompt_embeds = prompt_embeds.to(device).repeat_interleave(num_videos_per_prompt, dim=0)
+        batch_size = prompt_embeds.shape[0]
+        if plan.uses_negative_prompt:
+            if negative_prompt_embeds is None:
+                prompt_count = batch_size // num_videos_per_prompt
+                negatives = negative_prompt if negative_prompt is not None else ""
+                negatives = [negatives] * prompt_count if isinstance(negatives, str) else list(negatives)
+                if len(negatives) != prompt_count:
+                    raise ValueError(
+                        f"negative_prompt has {len(negatives)} entries for {prompt_count} prompts"
+                    )
+                negative_prompt_embeds = self.encode_prompt(negatives, device, num_videos_per_prompt)
+            else:
+                negative_prompt_embeds = negative_prompt_embeds.to(device).repeat_interleave(
+                    num_videos_per_prompt, dim=0
+                )
+            if negative_prompt_embeds.shape != prompt_embeds.shape:
+                raise ValueError(
+                    f"negative_prompt_embeds {tuple(negative_prompt_embeds.shape)} must match prompt_embeds "
+                    f"{tuple(prompt_embeds.shape)}"
+                )
+
+        # 2. Conditions: first-frame latents -> image condition (B, 5, F, h, w); tracks -> flow (B, 2, F, H, W).
+        if image_latents is None:
+            image_latents = self.encode_image(image, height, width, generator=_first_generator(generator))
+        if image_latents.ndim == 4:
+            image_latents = image_latents[:, :, None]
+        latent_size = (height // self.vae_scale_factor, width // self.vae_scale_factor)
+        if image_latents.ndim != 5 or tuple(image_latents.shape[-2:]) != latent_size:
+            raise ValueError(
+                f"image_latents must be (B, C, 1, {latent_size[0]}, {latent_size[1]}), got "
+                f"{tuple(image_latents.shape)}"
+            )
+        image_latents = self._batch_to(image_latents.to(device, dtype), batch_size, "image_latents")
+        image_cond = image_condition(image_latents, num_frames)
+        if flow_condition is None:
+            flow_condition = self.prepare_flow_condition(trajectories, num_frames, height, width)
+        expected_flow = (2, num_frames, height, width)
+        if flow_condition.ndim != 5 or tuple(flow_condition.shape[1:]) != expected_flow:
+            raise ValueError(
+                f"flow_condition must be (B, {', '.join(map(str, expected_flow))}), got {tuple(flow_condition.shape)}"
+            )
+        flow_cond = self._batch_to(flow_condition.to(device, dtype), batch_size, "flow_condition")
+
+        # 3. Guidance rows: stack text per row; image / flow conditions are the same in every row.
+        text_by_row = {"negative": negative_prompt_embeds, "positive": prompt_embeds}
+        row_text = torch.cat([text_by_row[row.text] for row in plan.rows]).to(dtype)
+        row_image_cond = _stack_rows(image_cond, plan.num_rows)
+        row_flow_cond = _stack_rows(flow_cond, plan.num_rows)
+        row_adapters = plan.row_adapters(batch_size)
+
+        # 4. Timesteps and initial noise.
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = self.scheduler.timesteps
+        latent_channels = self.vae.config.latent_channels
+        latents = self.prepare_latents(
+            (batch_size, latent_channels, num_frames, *latent_size), dtype, device, generator, latents
+        )
+        extra_step_kwargs = self._extra_step_kwargs(generator, eta)
+        self._num_timesteps = len(timesteps)
+
+        # 5. Denoising loop: one batched noise prediction over all guidance rows per step.
+        with self.progress_bar(total=len(timesteps)) as progress_bar:
+            for step_index, timestep in enumerate(timesteps):
+                model_input = self.scheduler.scale_model_input(
+                    latents.repeat(plan.num_rows, 1, 1, 1, 1), timestep
+                )
+                eps_rows = predict_noise(
+                    self.unet,
+                    self.image_controlnet,
+                    self.flow_controlnet,
+                    model_input,
+                    timestep,
+                    encoder_hidden_states=row_text,
+                    image_condition=row_image_cond,
+                    flow_condition=row_flow_cond,
+                    adapters=row_adapters,
+                )
+                eps = plan.combine(eps_rows.to(latents.dtype))
+                latents = self.scheduler.step(eps, timestep, latents, **extra_step_kwargs).prev_sample
+
+                if callback_on_step_end is not None:
+                    available = {
+                        "latents": latents,
+                        "prompt_embeds": prompt_embeds,
+                        "negative_prompt_embeds": negative_prompt_embeds,
+                    }
+                    callback_kwargs = {name: available[name] for name in callback_on_step_end_tensor_inputs}
+                    outputs = callback_on_step_end(self, step_index, timestep, callback_kwargs) or {}
+                    latents = outputs.pop("latents", latents)
+                progress_bar.update()
+
+        # 6. Decode.
+        if output_type == "latent":
+            frames: Any = latents
+        else:
+            video = self.decode_latents(latents)
+            frames = _format_video(video, output_type)
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (frames,)
+        return ImageConductorPipelineOutput(frames=frames)
+
+
+def load_trajectory_set(trajectories: Any, width: int, height: int) -> Any:
+    """Validate ``trajectories`` into a TrajectorySet in the ``width x height`` model frame.
+
+    A plain list of tracks or an official-format JSON file holds pixels of the model frame (as in the
+    released code); a rich-format file or a TrajectorySet states its own ``image_size`` and is rescaled.
+    Raises ``TrajectoryError`` (a ValueError) naming the track and point at fault.
+    """
+    from imageconductor.trajectories import load_trajectories
+
+    if isinstance(trajectories, np.ndarray) and trajectories.ndim == 3:
+        trajectories = list(trajectories)
+    trajectory_set = load_trajectories(trajectories, image_size=(width, height))
+    if tuple(trajectory_set.image_size) != (width, height):
+        trajectory_set = trajectory_set.rescaled(width, height)
+    return trajectory_set
+
+
+def _stack_rows(tensor: torch.Tensor, num_rows: int) -> torch.Tensor:
+    """``num_rows`` copies of a batch along dim 0; a view without copying when the batch is one video."""
+    if tensor.shape[0] == 1:
+        return tensor.expand(num_rows, *tensor.shape[1:])
+    return tensor.repeat(num_rows, *([1] * (tensor.ndim - 1)))
+
+
+def _first_generator(generator: torch.Generator | list[torch.Generator] | None) -> torch.Generator | None:
+    if isinstance(generator, list):
+        return generator[0] if generator else None
+    return generator
+
+
+def _format_video(video: torch.Tensor, output_type: str) -> torch.Tensor | np.ndarray | list:
+    """``video`` (B, 3, F, H, W) in [0, 1] -> the requested ``output_type``."""
+    if output_type == "pt":
+        return video
+    array = video.permute(0, 2, 3, 4, 1).cpu().numpy()
+    if output_type == "np":
+        return array
+    return [[PIL.Image.fromarray(np.round(frame * 255).astype(np.uint8)) for frame in clip] for clip in array]
+
+
+def output_to_uint8(frames: torch.Tensor | np.ndarray) -> np.ndarray:
+    """First video of a ``"pt"`` / ``"np"`` output as ``(F, H, W, 3)`` uint8 (for writing video files)."""
+    if isinstance(frames, torch.Tensor):
+        frames = frames[0].permute(1, 2, 3, 0).cpu().numpy()
+    else:
+        frames = np.asarray(frames)[0]
+    return np.round(np.clip(frames, 0, 1) * 255).astype(np.uint8)
