@@ -119,6 +119,25 @@ def test_config_overrides_and_errors(tmp_path):
         TrainingConfig.from_dict({"stage": "base", "data": {"curriculum": {"sparse_min_tracks": 9}}})
     with pytest.raises(ConfigError, match="not found"):
         TrainingConfig.load(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="prediction_type"):
+        TrainingConfig.from_dict({"stage": "base", "model": {"base": {"prediction_type": "sample"}}})
+
+
+def test_base_scheduler_parametrisation():
+    """Released DDIM by default; v-prediction with zero terminal SNR when asked (last step pure noise)."""
+    from imageconductor.training.base_model import base_scheduler, released_scheduler
+    from imageconductor.training.config import BaseModelConfig
+
+    default = base_scheduler(BaseModelConfig())
+    public = lambda config: {k: v for k, v in config.items() if not k.startswith("_")}  # noqa: E731
+    assert public(default.config) == public(released_scheduler().config)
+    assert default.alphas_cumprod[-1] > 1e-3
+    zero_snr = base_scheduler(BaseModelConfig(prediction_type="v_prediction", zero_terminal_snr=True))
+    assert zero_snr.config.prediction_type == "v_prediction"
+    assert float(zero_snr.alphas_cumprod[-1]) < 1e-6
+    torch.testing.assert_close(zero_snr.alphas_cumprod[0], default.alphas_cumprod[0], rtol=1e-3, atol=0)
+    zero_snr.set_timesteps(25)
+    assert int(zero_snr.timesteps[0]) == 999  # sampling starts from pure noise
 
 
 # ---- losses ---------------------------------------------------------------------------------------------

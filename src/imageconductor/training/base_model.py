@@ -59,6 +59,18 @@ def released_scheduler() -> DDIMScheduler:
     )
 
 
+def base_scheduler(config: BaseModelConfig) -> DDIMScheduler:
+    """The scheduler of a from-scratch model: the released DDIM settings, with the parametrisation of
+    ``config`` (``prediction_type``; ``zero_terminal_snr`` rescales the betas so the last step is pure
+    noise and samples from the last timestep — the model must then draw the whole video from its
+    conditions, which is what a small model trained for minutes learns first with ``v_prediction``)."""
+    scheduler = released_scheduler()
+    overrides: dict = {"prediction_type": config.prediction_type}
+    if config.zero_terminal_snr:
+        overrides.update(rescale_betas_zero_snr=True, timestep_spacing="trailing")
+    return DDIMScheduler.from_config(scheduler.config, **overrides)
+
+
 def sd_unet_config(config: BaseModelConfig) -> dict:
     """An SD1.5-form UNet config at our small size: cross-attention in every level but the last."""
     levels = len(config.block_out_channels)
@@ -165,7 +177,7 @@ def build_base_components(
             unet=build_unet(config),
             image_controlnet=build_controlnet(config, "image"),
             flow_controlnet=build_controlnet(config, "flow"),
-            scheduler=released_scheduler(),
+            scheduler=base_scheduler(config),
         )
     finally:
         torch.random.set_rng_state(generator_state)

@@ -60,6 +60,8 @@ class BaseModelConfig:
     vae_learning_rate: float = 1e-3
     vae_kl_weight: float = 1e-6
     train_text_encoder: bool = True
+    prediction_type: str = "epsilon"
+    zero_terminal_snr: bool = False
 
 
 @dataclass
@@ -216,6 +218,7 @@ class TrainingConfig:
         _choice("optim.lr_scheduler", self.optim.lr_scheduler, LR_SCHEDULERS)
         _choice("loss.ortho_form", self.loss.ortho_form, ORTHO_FORMS)
         _choice("loss.ortho_factor", self.loss.ortho_factor, ORTHO_FACTORS)
+        _choice("model.base.prediction_type", self.model.base.prediction_type, ("epsilon", "v_prediction"))
         for name in ("max_steps", "batch_size", "gradient_accumulation_steps", "keep_checkpoints"):
             _positive(name, getattr(self, name))
         for name in ("checkpoint_every", "log_every", "sample_every"):

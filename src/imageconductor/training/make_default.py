@@ -42,17 +42,24 @@ DEFAULT_PLAN: dict[str, Any] = {
         "batch_size": 4,
         "checkpoint_every": 100,
         "keep_checkpoints": 1,
-        "log_every": 10,
+        "log_every": 25,
         "data": {"num_frames": 8, "height": 64, "width": 96, "num_clips": 200_000, "grid_size": 16},
-        "model": {"lora_rank": 16},
+        "model": {
+            "lora_rank": 16,
+            "base": {
+                "vae_block_out_channels": [16, 32, 64, 64],
+                "prediction_type": "v_prediction",
+                "zero_terminal_snr": True,
+            },
+        },
         "optim": {"learning_rate": 5.0e-4, "lr_scheduler": "constant_with_warmup", "warmup_steps": 50},
     },
     "stages": {
-        "vae": {"max_steps": 1500, "optim": {"learning_rate": 1.0e-3}},
-        "base": {"max_steps": 3000},
-        "controlnet": {"max_steps": 1500, "data": {"curriculum": {"dense_steps": 500}}},
-        "camera": {"max_steps": 800, "optim": {"learning_rate": 1.0e-3}},
-        "object": {"max_steps": 800, "optim": {"learning_rate": 1.0e-3}, "loss": {"ortho_weight": 0.1}},
+        "vae": {"max_steps": 1000, "batch_size": 1, "optim": {"learning_rate": 1.0e-3}},
+        "base": {"max_steps": 1600},
+        "controlnet": {"max_steps": 800, "data": {"curriculum": {"dense_steps": 300}}},
+        "camera": {"max_steps": 400, "optim": {"learning_rate": 1.0e-3}},
+        "object": {"max_steps": 400, "optim": {"learning_rate": 1.0e-3}, "loss": {"ortho_weight": 0.1}},
     },
 }
 
@@ -194,6 +201,8 @@ def model_card(
         f" cross-attention dim {base.cross_attention_dim}; LoRA rank {configs[-1].model.lora_rank}",
         f"- VAE channels {base.vae_block_out_channels}; text encoder {base.text_layers} layers x "
         f"{base.text_hidden_size}",
+        f"- noise: DDIM (released betas), {base.prediction_type}"
+        + (", zero terminal SNR (sampling starts at t = 999)" if base.zero_terminal_snr else ""),
         "",
         "## Training",
         "",
@@ -210,7 +219,8 @@ def model_card(
         "",
         "## Metrics",
         "",
-        "See docs/training.md and the evaluation report for measured metrics.",
+        "Measured on held-out synthetic clips with `python scripts/evaluate_default_model.py`: see",
+        "`docs/default_model.md` in the repository.",
         "",
     ]
     return "\n".join(lines)

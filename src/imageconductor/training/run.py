@@ -14,7 +14,12 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from imageconductor.training.base_model import ImageToVideoComponents, build_base_components, load_components
+from imageconductor.training.base_model import (
+    ImageToVideoComponents,
+    base_scheduler,
+    build_base_components,
+    load_components,
+)
 from imageconductor.training.config import TrainingConfig
 from imageconductor.training.synthetic_data import SyntheticClipDataset
 from imageconductor.training.trainer import Trainer, TrainingTask, find_latest_checkpoint
@@ -55,6 +60,9 @@ def build_components(config: TrainingConfig) -> ImageToVideoComponents:
         components = build_base_components(config.model.base, seed=config.seed)
     else:
         raise ValueError(f"stage {config.stage!r} needs model.pretrained_model_path")
+    if config.stage == "base":
+        # The base stage fixes the noise parametrisation every later stage and the pipeline inherit.
+        components.scheduler = base_scheduler(config.model.base)
     if config.model.flow_controlnet_path:
         from imageconductor.models.controlnets import ImageConductorControlNetModel
 
