@@ -219,7 +219,6 @@ def _suite_and_cases(args):
 
 
 def _run_suite(args) -> int:
-
     from imageconductor.cli import fill_frame_size, load_pipeline
     from imageconductor.evaluation.runner import PipelineGenerator, run_suite
 
