@@ -7,12 +7,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from imageconductor.cli import main, output_paths
 from imageconductor.pipelines import default_model_path
 from imageconductor.video_io import read_video
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "src" / "imageconductor" / "assets" / "examples"
+
+
+def _example_frame(kind: str, info: dict) -> np.ndarray:
+    """The shipped first frame of ``kind``, resized to the model frame, as float (H, W, 3)."""
+    image = Image.open(EXAMPLES / f"{kind}_first_frame.png").convert("RGB")
+    return np.asarray(image.resize((info["width"], info["height"])), dtype=float)
 
 
 @pytest.fixture(scope="module")
@@ -60,19 +67,8 @@ def test_generate_without_weight_options_uses_the_default(model_dir, tmp_path, k
     assert video.shape == (info["num_frames"], info["height"], info["width"], 3)
     assert video.std() > 5  # a picture, not a flat frame
     # The first frame follows the input image (the image ControlNet's job), resized to the model frame.
-    from PIL import Image
-
-    first = np.asarray(
-        Image.open(EXAMPLES / f"{kind}_first_frame.png")
-        .convert("RGB")
-        .resize((info["width"], info["height"]))
-    ).astype(float)
-    other = np.asarray(
-        Image.open(EXAMPLES / f"{'camera' if kind == 'object' else 'object'}_first_frame.png")
-        .convert("RGB")
-        .resize((info["width"], info["height"]))
-    ).astype(float)
-    error_own = np.abs(video[0].astype(float) - first).mean()
-    error_other = np.abs(video[0].astype(float) - other).mean()
+    other_kind = "camera" if kind == "object" else "object"
+    error_own = np.abs(video[0] - _example_frame(kind, info)).mean()
+    error_other = np.abs(video[0] - _example_frame(other_kind, info)).mean()
     assert error_own < error_other
     assert output_paths(out)["side_by_side"].is_file()
