@@ -5,13 +5,16 @@
 Every row generates one video per held-out synthetic clip (first frame, caption and exact trajectories
 of the clip), tracks it with the project's tracker and scores it (see docs/evaluation.md):
 
-* ObjMC, object clips: ``object`` mode vs trajectory control off (``none``);
-* CamMC, camera clips: ``camera`` mode vs ``none``;
+* ObjMC, object clips: ``object`` mode vs trajectory control off (``flow_conditioning_scale=0``: the
+  motion ControlNet is not run, the base image-to-video model alone), and the motion ControlNet
+  without LoRA (``none``);
+* CamMC, camera clips: ``camera`` mode vs control off;
 * disentanglement, object clips: background motion as a fraction of the trajectory length under the
   camera LoRA vs under the object LoRA (the same trajectories);
 * camera-free guidance, object clips in object mode: λ_traj 1.0 vs 2.0 (camera leakage = background
   fraction);
-* ablations: other model folders (``--ablation no-ortho=DIR``) in object mode.
+* ablations: other model folders (``--ablation no-ortho=DIR``) in object mode, or in another mode with
+  ``@MODE`` (``--ablation sparse-only=DIR@none`` for a motion ControlNet trained without LoRA stages).
 
 Results, videos and per-run reports go to ``--out``; the Markdown table is printed and written to
 ``--table``.
@@ -32,22 +35,23 @@ def _seed_range(text: str) -> range:
     return range(int(start), int(stop))
 
 
-def _rows(ablations: dict[str, Path]) -> list[dict]:
+def _rows(ablations: dict[str, tuple[Path, str]]) -> list[dict]:
     rows = [
         {"name": "ObjMC, object mode", "suite": "object", "mode": "object"},
-        {"name": "ObjMC, control off", "suite": "object", "mode": "none"},
+        {"name": "ObjMC, control off", "suite": "object", "mode": "none", "flow_scale": 0.0},
+        {"name": "ObjMC, motion ControlNet without LoRA", "suite": "object", "mode": "none"},
         {"name": "CamMC, camera mode", "suite": "camera", "mode": "camera"},
-        {"name": "CamMC, control off", "suite": "camera", "mode": "none"},
+        {"name": "CamMC, control off", "suite": "camera", "mode": "none", "flow_scale": 0.0},
         {"name": "object trajectories, camera LoRA", "suite": "object", "mode": "camera"},
         {"name": "object mode, camera-free λ_traj=1.0", "suite": "object", "mode": "object", "cfg_traj": 1.0},
         {"name": "object mode, camera-free λ_traj=2.0", "suite": "object", "mode": "object", "cfg_traj": 2.0},
     ]
-    for label, folder in ablations.items():
+    for label, (folder, mode) in ablations.items():
         rows.append(
             {
-                "name": f"ablation {label}: ObjMC, object mode",
+                "name": f"ablation {label}: ObjMC, {mode} mode",
                 "suite": "object",
-                "mode": "object",
+                "mode": mode,
                 "model": folder,
             }
         )
@@ -57,7 +61,12 @@ def _rows(ablations: dict[str, Path]) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=ROOT / "src/imageconductor/assets/default_model")
-    parser.add_argument("--ablation", action="append", default=[], help="NAME=DIR of another model folder")
+    parser.add_argument(
+        "--ablation",
+        action="append",
+        default=[],
+        help="NAME=DIR[@MODE] of another model folder (mode: object)",
+    )
     parser.add_argument("--seeds", type=_seed_range, default=range(10_000, 10_020), help="START:STOP")
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--out", type=Path, default=Path("eval-default-model"))
@@ -72,12 +81,15 @@ def main(argv: list[str] | None = None) -> int:
 
     ablations = {}
     for item in args.ablation:
-        label, _, folder = item.partition("=")
-        ablations[label] = Path(folder)
+        label, _, target = item.partition("=")
+        folder, _, mode = target.partition("@")
+        ablations[label] = (Path(folder), mode or "object")
     info = json.loads((args.model / "imageconductor_model.json").read_text())
     frames, height, width = info["num_frames"], info["height"], info["width"]
+    texture_scale = info.get("texture_scale", 1.0)  # the synthetic world the model was trained on
     suites = {
-        kind: synthetic_clip_suite(kind, args.seeds, frames, width, height) for kind in ("object", "camera")
+        kind: synthetic_clip_suite(kind, args.seeds, frames, width, height, texture_scale)
+        for kind in ("object", "camera")
     }
     pipes: dict[Path, ImageConductorPipeline] = {}
     summaries = []
@@ -95,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             width=width,
             num_inference_steps=args.steps,
             camera_free_guidance=row.get("cfg_traj"),
+            flow_conditioning_scale=row.get("flow_scale", 1.0),
             seed=0,
         )
         label = row["name"].replace(",", "").replace(" ", "-").replace("λ_traj=", "lt")

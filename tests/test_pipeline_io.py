@@ -165,3 +165,21 @@ def test_flow_condition_of_the_wrong_size_is_rejected(pipe, call_kwargs, officia
             **call_kwargs | {"flow_condition": flow, "height": size["H"], "width": size["W"]},
             output_type="latent",
         )
+
+
+def test_flow_conditioning_scale_zero_turns_trajectory_control_off(pipe, call_kwargs):
+    def video(flow_condition, scale):
+        kwargs = {**call_kwargs, "flow_condition": flow_condition, "output_type": "latent"}
+        return pipe(**kwargs, flow_conditioning_scale=scale).frames
+
+    flow = call_kwargs["flow_condition"]
+    other_flow = flow.flip(-1) * -2.0
+    assert not torch.allclose(video(flow, 1.0), video(other_flow, 1.0))
+    # Scale 0: the motion ControlNet is not run, so the trajectories no longer matter.
+    torch.testing.assert_close(video(flow, 0.0), video(other_flow, 0.0), rtol=0, atol=0)
+    assert not torch.allclose(video(flow, 0.0), video(flow, 1.0))
+    # A halved scale lands between off and full.
+    off, half, full = (video(flow, scale) for scale in (0.0, 0.5, 1.0))
+    assert 0 < (half - off).abs().mean() < (full - off).abs().mean()
+    with pytest.raises(ValueError, match="flow_conditioning_scale"):
+        video(flow, float("nan"))

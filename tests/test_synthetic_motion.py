@@ -102,6 +102,8 @@ def test_caption_names_motions():
     stop = ("pink", "cross", ObjectMotion("stop", (-9, 0), pause=(0.4, 1.0)))
     assert "moves left and stops" in caption_for(CameraMotion(pan=(3, 0), zoom=1.2), [stop])
     assert "pans right and zooms in" in caption_for(CameraMotion(pan=(3, 0), zoom=1.2), [stop])
+    orange = ("orange", "star", ObjectMotion())
+    assert caption_for(CameraMotion(), [orange]) == "an orange star stays still, static camera"
 
 
 def test_random_captions_mention_every_moving_sprite_and_the_camera():

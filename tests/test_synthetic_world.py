@@ -327,3 +327,20 @@ def test_layer_map_agrees_with_point_queries_and_with_the_pixels(mixed_clip):
         image = clip.frames[frame].astype(float)
         blueness = image[..., 2] - image[..., 0]
         assert blueness[layers == 1].mean() > blueness[layers == 0].mean() + 50
+
+
+def test_texture_scale_smooths_the_background_and_keeps_the_rest_of_the_spec():
+    plain = random_clip_spec(11, kind="object", num_frames=4, width=96, height=64)
+    smooth = random_clip_spec(11, kind="object", num_frames=4, width=96, height=64, texture_scale=3.0)
+    assert smooth.style.finest_cell == pytest.approx(3.0 * plain.style.finest_cell)
+    assert smooth.sprites == plain.sprites and smooth.camera == plain.camera
+    assert smooth.caption == plain.caption
+
+    # Smoother: less energy in the finest detail (mean |Laplacian| of the first frame's luminance).
+    def detail(spec):
+        grey = cv2.cvtColor(render_clip(spec).frames[0], cv2.COLOR_RGB2GRAY).astype(np.float32)
+        return float(np.abs(cv2.Laplacian(grey, cv2.CV_32F)).mean())
+
+    assert detail(smooth) < 0.6 * detail(plain)
+    with pytest.raises(ValueError, match="texture_scale"):
+        random_clip_spec(11, texture_scale=0)

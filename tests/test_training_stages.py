@@ -385,7 +385,7 @@ def test_make_default_smoke_plan_builds_a_loadable_model(tmp_path, monkeypatch):
 
     out = md.make_default(tmp_path / "model", md.SMOKE_PLAN, tmp_path / "work", steps_scale=0.5)
     info = json.loads((out / md.MODEL_INFO_FILE).read_text())
-    assert info == {"num_frames": 4, "height": 48, "width": 64, "seed": 0}
+    assert info == {"num_frames": 4, "height": 48, "width": 64, "texture_scale": 1.0, "seed": 0}
     card = (out / "README.md").read_text()
     for stage in md.STAGE_ORDER:
         assert f"| {stage} | 1 | 2 |" in card
@@ -396,6 +396,15 @@ def test_make_default_smoke_plan_builds_a_loadable_model(tmp_path, monkeypatch):
     # a rerun skips every finished stage
     monkeypatch.setattr("imageconductor.training.run.run_training", lambda *a, **k: pytest.fail("re-trained"))
     md.make_default(tmp_path / "model", md.SMOKE_PLAN, tmp_path / "work", steps_scale=0.5)
+    # --until: the model of an earlier stage (the motion ControlNet before any LoRA)
+    early = md.make_default(
+        tmp_path / "early", md.SMOKE_PLAN, tmp_path / "work", steps_scale=0.5, until="controlnet"
+    )
+    card = (early / "README.md").read_text()
+    assert "| controlnet | 1 | 2 |" in card and "| camera |" not in card
+    assert adapter_names(load_components(early).flow_controlnet) == []
+    with pytest.raises(ValueError, match="until must be one of"):
+        md.make_default(tmp_path / "x", md.SMOKE_PLAN, tmp_path / "work", until="lora")
 
 
 def test_default_plan_file_matches_the_built_in_plan():
@@ -447,3 +456,37 @@ def test_controlnet_stage_trains_from_curated_shards(base_model_dir, tmp_path):
     )
     result = run_training(config, export=False)
     assert len(result.history) == 2 and all(np.isfinite(r["loss"]) for r in result.history)
+
+
+def test_plan_overrides_set_nested_values_and_reject_bad_items(tmp_path, capsys):
+    from imageconductor.training.make_default import DEFAULT_PLAN, main, plan_with_overrides, stage_configs
+
+    plan = plan_with_overrides(
+        DEFAULT_PLAN, ["stages.object.loss.ortho_weight=0", "stages.controlnet.data.curriculum.dense_steps=0"]
+    )
+    configs = stage_configs(plan, tmp_path)
+    assert configs[4].loss.ortho_weight == 0.0 and configs[2].data.curriculum.dense_steps == 0
+    assert configs[3].max_steps == DEFAULT_PLAN["stages"]["camera"]["max_steps"]
+    assert DEFAULT_PLAN["stages"]["object"]["loss"]["ortho_weight"] == pytest.approx(0.1)  # not modified
+    for bad in ("stages.object.loss.ortho_weight", "seed.x=1", "=3"):
+        with pytest.raises(ValueError, match="override"):
+            plan_with_overrides(DEFAULT_PLAN, [bad])
+    # the CLI checks overrides before any training (unknown keys name themselves)
+    assert main(["--out", str(tmp_path / "m"), "--set", "stages.object.loss.ortho_wieght=0"]) == 2
+    assert "ortho_wieght" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
+def test_vae_norm_groups_setting_reaches_every_group_norm():
+    from imageconductor.training.base_model import build_vae
+    from imageconductor.training.config import BaseModelConfig
+
+    def groups(vae):
+        return {m.num_groups for m in vae.modules() if isinstance(m, torch.nn.GroupNorm)}
+
+    assert groups(build_vae(BaseModelConfig(vae_block_out_channels=[16, 32, 64, 64]))) == {16}
+    one = build_vae(BaseModelConfig(vae_block_out_channels=[16, 32, 64, 64], vae_norm_num_groups=1))
+    assert groups(one) == {1}
+    for bad in (0, 3):
+        with pytest.raises(ValueError, match="vae_norm_num_groups"):
+            build_vae(BaseModelConfig(vae_block_out_channels=[16, 32, 64, 64], vae_norm_num_groups=bad))

@@ -92,6 +92,7 @@ def _add_generate_parser(subparsers: argparse._SubParsersAction) -> argparse.Arg
         default=None,
         help="λ_traj of camera-free guidance (paper Eq. 5); off by default",
     )
+    parser.add_argument("--flow-scale", type=float, default=1.0, help=FLOW_SCALE_HELP)
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed)")
     add_frame_size_options(parser)
     parser.add_argument("--fps", type=float, default=8.0, help="frames per second of the outputs (default 8)")
@@ -137,6 +138,10 @@ def add_frame_size_options(parser: argparse.ArgumentParser | argparse._ArgumentG
         default=None,
         help="width in pixels (" + native.format(FALLBACK_WIDTH) + ")",
     )
+
+
+#: Help of ``--flow-scale`` (generate and evaluate).
+FLOW_SCALE_HELP = "factor on the motion ControlNet's residuals (default 1; 0 = trajectory control off)"
 
 
 def parse_mode(text: str) -> str | dict[str, float]:
@@ -253,7 +258,8 @@ def weights_folder(args: argparse.Namespace) -> Path | None:
 
 def fill_frame_size(args: argparse.Namespace) -> None:
     """Set unset ``num_frames`` / ``height`` / ``width`` from the model folder's
-    ``imageconductor_model.json`` (its native size), else from the released model's 16 x 256 x 384."""
+    ``imageconductor_model.json`` (its native size), else from the released model's 16 x 256 x 384; an
+    unset ``texture_scale`` (synthetic world the model was trained on) likewise, else 1."""
     import json
 
     native: dict[str, Any] = {}
@@ -268,6 +274,8 @@ def fill_frame_size(args: argparse.Namespace) -> None:
     for name, value in fallback.items():
         if getattr(args, name, None) is None:
             setattr(args, name, int(native.get(name, value)))
+    if hasattr(args, "texture_scale") and args.texture_scale is None:
+        args.texture_scale = float(native.get("texture_scale", 1.0))
 
 
 def load_pipeline(args: argparse.Namespace):
@@ -353,6 +361,7 @@ def run_generate(args: argparse.Namespace) -> int:
             num_inference_steps=args.steps,
             guidance_scale=args.guidance_scale,
             camera_free_guidance=args.camera_free_guidance,
+            flow_conditioning_scale=args.flow_scale,
             generator=torch.Generator(device=device).manual_seed(seed),
             output_type="pt",
         )

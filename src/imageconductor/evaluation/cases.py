@@ -139,8 +139,10 @@ def synthetic_clip_suite(
     num_frames: int = 16,
     width: int = 384,
     height: int = 256,
+    texture_scale: float = 1.0,
 ) -> tuple[EvaluationSuite, list[EvalCase]]:
-    """Held-out synthetic clips of ``kind`` ("object" or "camera") as a suite plus cases.
+    """Held-out synthetic clips of ``kind`` ("object" or "camera") as a suite plus cases (``texture_scale``
+    as in `imageconductor.synthetic.random_clip_spec`: use the value the model was trained with).
 
     Object clips: the exact centre tracks of the moving sprites; camera clips: exact tracks of
     background points. Each case keeps the clip's first frame, caption and frames (``reference``).
@@ -153,7 +155,14 @@ def synthetic_clip_suite(
     entries, cases = [], []
     for seed in seeds:
         clip = render_clip(
-            random_clip_spec(int(seed), kind=kind, num_frames=num_frames, width=width, height=height)
+            random_clip_spec(
+                int(seed),
+                kind=kind,
+                num_frames=num_frames,
+                width=width,
+                height=height,
+                texture_scale=texture_scale,
+            )
         )
         if kind == "object":
             centres = clip.sprite_centres()

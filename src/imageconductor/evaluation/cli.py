@@ -55,7 +55,13 @@ def _add_tracker_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_suite_parser(subparsers) -> None:
-    from imageconductor.cli import add_frame_size_options, add_weight_options, parse_mode, positive_int
+    from imageconductor.cli import (
+        FLOW_SCALE_HELP,
+        add_frame_size_options,
+        add_weight_options,
+        parse_mode,
+        positive_int,
+    )
 
     parser = subparsers.add_parser(
         "suite",
@@ -81,11 +87,18 @@ def _add_suite_parser(subparsers) -> None:
         default=range(10_000, 10_010),
         help="synthetic seeds START:STOP (staged frames for built-in suites; clips for synthetic-*)",
     )
+    source.add_argument(
+        "--texture-scale",
+        type=float,
+        default=None,
+        help="synthetic-* background smoothness (default: the model's imageconductor_model.json, else 1)",
+    )
     add_weight_options(parser)
     sampling = parser.add_argument_group("sampling")
     sampling.add_argument("--steps", type=positive_int, default=25, help="DDIM steps (default 25)")
     sampling.add_argument("--guidance-scale", type=float, default=7.5, help="CFG scale (default 7.5)")
     sampling.add_argument("--camera-free-guidance", type=float, default=None, help="λ_traj (paper Eq. 5)")
+    sampling.add_argument("--flow-scale", type=float, default=1.0, help=FLOW_SCALE_HELP)
     sampling.add_argument("--seed", type=int, default=0, help="sampling seed for every video (default 0)")
     add_frame_size_options(sampling)
     sampling.add_argument("--device", default=None, help="torch device (default cuda if available)")
@@ -205,7 +218,9 @@ def _suite_and_cases(args):
                 "--image cannot be used with synthetic-* suites (the clips bring their own frames)"
             )
         kind = args.suite.split("-", 1)[1]
-        return synthetic_clip_suite(kind, args.seeds, args.num_frames, args.width, args.height)
+        return synthetic_clip_suite(
+            kind, args.seeds, args.num_frames, args.width, args.height, args.texture_scale
+        )
     suite = load_suite(args.suite)
     if args.image is not None:
         from imageconductor.cli import load_image
@@ -239,6 +254,7 @@ def _run_suite(args) -> int:
         num_inference_steps=args.steps,
         guidance_scale=args.guidance_scale,
         camera_free_guidance=args.camera_free_guidance,
+        flow_conditioning_scale=args.flow_scale,
         seed=args.seed,
     )
     mode_label = mode if isinstance(mode, str) else ",".join(f"{k}={v:g}" for k, v in mode.items())

@@ -55,6 +55,7 @@ class PipelineGenerator:
     num_inference_steps: int = 25
     guidance_scale: float = 7.5
     camera_free_guidance: float | None = None
+    flow_conditioning_scale: float = 1.0
     seed: int = 0
     extra: dict = field(default_factory=dict)
 
@@ -69,6 +70,7 @@ class PipelineGenerator:
             "num_inference_steps": self.num_inference_steps,
             "guidance_scale": self.guidance_scale,
             "camera_free_guidance": self.camera_free_guidance,
+            "flow_conditioning_scale": self.flow_conditioning_scale,
             "seed": self.seed,
             **self.extra,
         }
@@ -88,6 +90,7 @@ class PipelineGenerator:
             num_inference_steps=self.num_inference_steps,
             guidance_scale=self.guidance_scale,
             camera_free_guidance=self.camera_free_guidance,
+            flow_conditioning_scale=self.flow_conditioning_scale,
             generator=generator,
             output_type="np",
             **self.extra,

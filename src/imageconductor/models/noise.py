@@ -190,6 +190,7 @@ def predict_noise(
     image_condition: torch.Tensor | None,
     flow_condition: torch.Tensor | None,
     adapters: Sequence[AdapterSpec] | AdapterSpec,
+    flow_scale: float = 1.0,
 ) -> torch.Tensor:
     """Noise prediction of the Image Conductor model for a batch whose rows may differ in text and adapter.
 
@@ -210,6 +211,8 @@ def predict_noise(
         flow_condition: ``(B, 2, F, H, W)`` flow at pixel resolution (``(1, ...)`` broadcasts).
         adapters: one choice per batch row: ``"camera"``, ``"object"``, ``"none"`` (no LoRA), or weights to
             blend such as ``{"camera": 0.5, "object": 1.0}``; a single choice applies to every row.
+        flow_scale: factor on the flow-ControlNet residuals (diffusers' ``controlnet_conditioning_scale``);
+            ``0`` skips the flow ControlNet: trajectory control off.
 
     Returns:
         ``eps`` of shape ``(B, 4, F, h, w)``.
@@ -247,13 +250,15 @@ def predict_noise(
         )
         accumulate(down, mid, groups)
 
-    if flow_controlnet is not None and flow_condition is not None:
+    if flow_controlnet is not None and flow_condition is not None and flow_scale != 0:
         flow = _batch_of(flow_condition, batch, "flow_condition", 5)
         labels = list(zip(step_labels, adapter_keys, strict=True))
         rows, groups = unique_rows([text, flow], labels)
         down, mid, order = _flow_residuals(
             flow_controlnet, rows, [adapter_keys[row] for row in rows], sample, timesteps, text, flow
         )
+        if flow_scale != 1:
+            down, mid = [residual * flow_scale for residual in down], mid * flow_scale
         position_of = {group: position for position, group in enumerate(order)}
         accumulate(down, mid, [position_of[group] for group in groups])
 

@@ -432,6 +432,7 @@ class ImageConductorPipeline(DiffusionPipeline):
         num_inference_steps: int = 25,
         guidance_scale: float = 7.5,
         camera_free_guidance: float | None = None,
+        flow_conditioning_scale: float = 1.0,
         negative_prompt: str | list[str] | None = None,
         num_videos_per_prompt: int = 1,
         eta: float = 0.0,
@@ -464,6 +465,8 @@ class ImageConductorPipeline(DiffusionPipeline):
             num_inference_steps: DDIM steps (25 in the release).
             guidance_scale: classifier-free guidance scale λ_cfg (7.5 in the release); ``<= 1`` turns it off.
             camera_free_guidance: λ_traj of the paper's Eq. 5; ``None`` is the released behaviour.
+            flow_conditioning_scale: factor on the motion ControlNet's residuals (1 in the release); ``0``
+                turns trajectory control off (the flow ControlNet is not run), the baseline of ObjMC / CamMC.
             negative_prompt / negative_prompt_embeds: the unconditional text (default "").
             num_videos_per_prompt: videos per prompt.
             eta: DDIM η. generator: torch generator(s) for the noise and the VAE sample.
@@ -494,6 +497,10 @@ class ImageConductorPipeline(DiffusionPipeline):
         if trajectories is not None:
             trajectories = load_trajectory_set(trajectories, width, height)
         mode = self._resolve_mode(mode, trajectories)
+        if isinstance(flow_conditioning_scale, bool) or not np.isfinite(flow_conditioning_scale):
+            raise ValueError(
+                f"flow_conditioning_scale must be a finite number, got {flow_conditioning_scale!r}"
+            )
         plan = plan_guidance(mode, guidance_scale, camera_free_guidance)
         device = self._execution_device
         dtype = self.unet.dtype
@@ -579,6 +586,7 @@ class ImageConductorPipeline(DiffusionPipeline):
                     image_condition=row_image_cond,
                     flow_condition=row_flow_cond,
                     adapters=row_adapters,
+                    flow_scale=flow_conditioning_scale,
                 )
                 eps = plan.combine(eps_rows.to(latents.dtype))
                 latents = self.scheduler.step(eps, timestep, latents, **extra_step_kwargs).prev_sample

@@ -8,7 +8,7 @@ import numpy as np
 
 from imageconductor.synthetic.motion import CameraMotion, ObjectMotion
 
-__all__ = ["camera_phrase", "caption_for", "direction_word", "object_phrase"]
+__all__ = ["camera_phrase", "caption_for", "direction_word", "noun_phrase", "object_phrase"]
 
 _DIRECTIONS = ("right", "down-right", "down", "down-left", "left", "up-left", "up", "up-right")
 
@@ -21,9 +21,15 @@ def direction_word(dx: float, dy: float) -> str:
     return _DIRECTIONS[sector]
 
 
+def noun_phrase(colour: str, shape: str) -> str:
+    """E.g. "a red star", "an orange circle" (the article follows the colour's first letter)."""
+    article = "an" if colour[:1].lower() in "aeiou" else "a"
+    return f"{article} {colour} {shape}"
+
+
 def object_phrase(colour: str, shape: str, motion: ObjectMotion) -> str:
     """E.g. "a red star moves right", "a blue circle zig-zags up-left", "a green square stays still"."""
-    subject = f"a {colour} {shape}"
+    subject = noun_phrase(colour, shape)
     if motion.is_static:
         return f"{subject} stays still"
     direction = direction_word(*motion.displacement)
@@ -61,7 +67,7 @@ def caption_for(camera: CameraMotion, sprites: Sequence[tuple[str, str, ObjectMo
     if moving:
         objects = _join(moving)
     elif sprites:
-        names = _join([f"a {colour} {shape}" for colour, shape, _ in sprites])
+        names = _join([noun_phrase(colour, shape) for colour, shape, _ in sprites])
         objects = f"{names} {'stays' if len(sprites) == 1 else 'stay'} still"
     else:
         objects = ""

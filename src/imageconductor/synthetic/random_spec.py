@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from imageconductor.synthetic.motion import SPEED_PROFILES, CameraMotion, ObjectMotion
@@ -88,12 +90,17 @@ def random_clip_spec(
     height: int = 256,
     num_sprites: int | None = None,
     style: SceneStyle | None = None,
+    texture_scale: float = 1.0,
 ) -> ClipSpec:
     """Draw a random ClipSpec from ``seed`` (same arguments -> same spec).
 
     ``kind`` is "camera", "object", "mixed" or None (drawn uniformly); 1-4 sprites of distinct shapes and
-    colours unless ``num_sprites`` is given; ``style`` overrides the random palette.
+    colours unless ``num_sprites`` is given; ``style`` overrides the random palette. ``texture_scale``
+    multiplies the background's finest noise cell (> 1: smoother scenes, easier for a small autoencoder;
+    the rest of the spec does not change).
     """
+    if not texture_scale > 0:
+        raise ValueError(f"texture_scale must be > 0, got {texture_scale}")
     if kind is not None and kind not in CLIP_KINDS:
         raise ValueError(f"unknown clip kind {kind!r}; choose from {', '.join(CLIP_KINDS)} or None")
     if num_sprites is not None and not 1 <= num_sprites <= min(len(SHAPES), 8):
@@ -101,6 +108,8 @@ def random_clip_spec(
     rng = np.random.default_rng([int(seed), 7])
     kind = kind or str(rng.choice(CLIP_KINDS))
     style = style or random_scene_style(rng)
+    if texture_scale != 1.0:
+        style = replace(style, finest_cell=style.finest_cell * texture_scale)
     scale = min(width, height) / 256.0
     count = num_sprites or int(rng.integers(1, 5))
     shapes = rng.choice(SHAPES, size=count, replace=False)

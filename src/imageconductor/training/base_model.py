@@ -112,6 +112,16 @@ def build_controlnet(config: BaseModelConfig, kind: str) -> ImageConductorContro
     return ImageConductorControlNetModel(**settings)
 
 
+def vae_norm_groups(config: BaseModelConfig) -> int:
+    """GroupNorm groups of the VAE: ``config.vae_norm_num_groups`` or min(32, narrowest level)."""
+    groups = config.vae_norm_num_groups
+    if groups is None:
+        groups = min(32, min(config.vae_block_out_channels))
+    if groups < 1 or any(channels % groups for channels in config.vae_block_out_channels):
+        raise ValueError(f"vae_norm_num_groups={groups} must be >= 1 and divide every VAE level's channels")
+    return groups
+
+
 def build_vae(config: BaseModelConfig) -> AutoencoderKL:
     """A small KL autoencoder that downsamples by 8 (four levels, as SD's)."""
     levels = len(config.vae_block_out_channels)
@@ -125,7 +135,7 @@ def build_vae(config: BaseModelConfig) -> AutoencoderKL:
         block_out_channels=list(config.vae_block_out_channels),
         layers_per_block=1,
         latent_channels=config.vae_latent_channels,
-        norm_num_groups=min(32, min(config.vae_block_out_channels)),
+        norm_num_groups=vae_norm_groups(config),
         scaling_factor=0.18215,
     )
 

@@ -52,12 +52,13 @@ class BaseModelConfig:
     motion_max_seq_length: int = 32
     vae_block_out_channels: list[int] = field(default_factory=lambda: [32, 64, 64, 64])
     vae_latent_channels: int = 4
+    #: GroupNorm groups of the VAE; None = min(32, narrowest level). Few groups keep each image's colour:
+    #: with one channel per group, every norm layer erases the per-image mean of each channel.
+    vae_norm_num_groups: int | None = None
     text_hidden_size: int = 64
     text_layers: int = 2
     text_heads: int = 4
     text_max_length: int = 77
-    vae_steps: int = 200
-    vae_learning_rate: float = 1e-3
     vae_kl_weight: float = 1e-6
     train_text_encoder: bool = True
     prediction_type: str = "epsilon"
@@ -103,6 +104,8 @@ class DataConfig:
     kinds: list[str] | None = None
     num_clips: int = 10_000
     grid_size: int = 16
+    #: synthetic source: multiplies the background's finest texture cell (> 1 = smoother scenes)
+    texture_scale: float = 1.0
     num_workers: int = 0
     caption_dropout: float = 0.1
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)

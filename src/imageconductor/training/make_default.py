@@ -9,7 +9,8 @@ folder gets a model card (``README.md``: data, sizes, steps, losses, throughput)
 ``imageconductor_model.json`` (native frames / height / width, which the CLI can use as defaults).
 
 A plan (YAML) sets what every stage shares and what each stage changes; `DEFAULT_PLAN` is the built-in one
-(``configs/default_model.yaml`` is a copy). ``--steps-scale 0.01`` gives a quick trial run.
+(``configs/default_model.yaml`` is a copy). ``--steps-scale 0.01`` gives a quick trial run; ``--set`` changes
+single values (ablations: ``--set stages.object.loss.ortho_weight=0``) and ``--until`` stops after a stage.
 """
 
 from __future__ import annotations
@@ -43,11 +44,19 @@ DEFAULT_PLAN: dict[str, Any] = {
         "checkpoint_every": 100,
         "keep_checkpoints": 1,
         "log_every": 25,
-        "data": {"num_frames": 8, "height": 64, "width": 96, "num_clips": 200_000, "grid_size": 16},
+        "data": {
+            "num_frames": 8,
+            "height": 64,
+            "width": 96,
+            "num_clips": 200_000,
+            "grid_size": 16,
+            "texture_scale": 3.0,
+        },
         "model": {
             "lora_rank": 16,
             "base": {
                 "vae_block_out_channels": [16, 32, 64, 64],
+                "vae_norm_num_groups": 1,
                 "prediction_type": "v_prediction",
                 "zero_terminal_snr": True,
             },
@@ -55,11 +64,11 @@ DEFAULT_PLAN: dict[str, Any] = {
         "optim": {"learning_rate": 5.0e-4, "lr_scheduler": "constant_with_warmup", "warmup_steps": 50},
     },
     "stages": {
-        "vae": {"max_steps": 1000, "batch_size": 1, "optim": {"learning_rate": 1.0e-3}},
-        "base": {"max_steps": 1600},
-        "controlnet": {"max_steps": 800, "data": {"curriculum": {"dense_steps": 300}}},
-        "camera": {"max_steps": 400, "optim": {"learning_rate": 1.0e-3}},
-        "object": {"max_steps": 400, "optim": {"learning_rate": 1.0e-3}, "loss": {"ortho_weight": 0.1}},
+        "vae": {"max_steps": 1500, "optim": {"learning_rate": 1.0e-3, "lr_scheduler": "cosine"}},
+        "base": {"max_steps": 1400},
+        "controlnet": {"max_steps": 900, "data": {"curriculum": {"dense_steps": 350}}},
+        "camera": {"max_steps": 300, "optim": {"learning_rate": 1.0e-3}},
+        "object": {"max_steps": 300, "optim": {"learning_rate": 1.0e-3}, "loss": {"ortho_weight": 0.1}},
     },
 }
 
@@ -102,6 +111,25 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def plan_with_overrides(plan: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``plan`` with ``KEY.PATH=VALUE`` items set (VALUE read as YAML), e.g.
+    ``stages.object.loss.ortho_weight=0``; raises ValueError for an item without ``=`` or a path through
+    a non-mapping."""
+    plan = copy.deepcopy(plan)
+    for item in overrides:
+        path, sep, text = item.partition("=")
+        keys = path.strip().split(".")
+        if not sep or not all(keys):
+            raise ValueError(f"override {item!r} must look like KEY.PATH=VALUE")
+        node = plan
+        for depth, key in enumerate(keys[:-1]):
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"override {item!r}: {'.'.join(keys[: depth + 1])} is not a mapping")
+        node[keys[-1]] = yaml.safe_load(text)
+    return plan
+
+
 def stage_configs(plan: dict[str, Any], work_dir: Path, steps_scale: float = 1.0) -> list[TrainingConfig]:
     """The five validated stage configs of ``plan`` (outputs under ``work_dir/<stage>``, chained)."""
     unknown = set(plan.get("stages", {})) - set(STAGE_ORDER)
@@ -127,14 +155,23 @@ def make_default(
     plan: dict[str, Any] | None = None,
     work_dir: str | Path | None = None,
     steps_scale: float = 1.0,
+    until: str | None = None,
 ) -> Path:
-    """Run every stage (resuming/skipping finished work), then write the model folder to ``out``."""
+    """Run every stage (resuming/skipping finished work), then write the model folder to ``out``.
+
+    ``until`` names the last stage to run (e.g. ``"controlnet"`` for an ablation of that stage alone); the
+    folder is then that stage's model.
+    """
     from imageconductor.training.run import run_training
 
+    if until is not None and until not in STAGE_ORDER:
+        raise ValueError(f"until must be one of {list(STAGE_ORDER)}, got {until!r}")
     plan = plan or DEFAULT_PLAN
     out = Path(out)
     work_dir = Path(work_dir) if work_dir is not None else out.parent / f"{out.name}-work"
     configs = stage_configs(plan, work_dir, steps_scale)
+    if until is not None:
+        configs = configs[: STAGE_ORDER.index(until) + 1]
     summaries = []
     for config in configs:
         done_file = Path(config.output_dir) / DONE_FILE
@@ -164,6 +201,7 @@ def make_default(
         "num_frames": data.num_frames,
         "height": data.height,
         "width": data.width,
+        "texture_scale": data.texture_scale,
         "seed": plan.get("seed", 0),
     }
     (temporary / MODEL_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
@@ -260,6 +298,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--work-dir", help="where stage runs and checkpoints go (default: <out>-work)")
     parser.add_argument("--steps-scale", type=float, default=1.0, help="multiply every stage's max_steps")
+    parser.add_argument("--until", choices=STAGE_ORDER, help="stop after this stage (default: all five)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="change one plan value, e.g. stages.object.loss.ortho_weight=0 (repeatable)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.plan:
@@ -273,7 +319,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.steps_scale <= 0:
         print("error: --steps-scale must be > 0", file=sys.stderr)
         return 2
-    out = make_default(args.out, plan, args.work_dir, args.steps_scale)
+    try:
+        plan = plan_with_overrides(plan, args.set)
+        stage_configs(plan, Path("check"))
+    except ValueError as exc:  # ConfigError is a ValueError
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out = make_default(args.out, plan, args.work_dir, args.steps_scale, args.until)
     print(f"default model written to {out}")
     return 0
 

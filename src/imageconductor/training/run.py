@@ -87,6 +87,7 @@ def build_dataset(config: TrainingConfig) -> tuple[Dataset, object]:
             kinds=kinds,
             grid_size=data.grid_size,
             flow="none",
+            texture_scale=data.texture_scale,
         )
         return dataset, None
     from imageconductor.data import ClipDatasetConfig, TrajectoryClipDataset, collate_clips
@@ -123,8 +124,14 @@ def build_task(config: TrainingConfig, components: ImageToVideoComponents) -> Tr
     if config.stage == "vae":
         from imageconductor.training.vae_task import VaeTrainingTask
 
+        data = config.data
         held_out = SyntheticClipDataset(
-            8, config.data.num_frames, config.data.height, config.data.width, seed=config.seed + 10_007
+            8,
+            data.num_frames,
+            data.height,
+            data.width,
+            seed=config.seed + 10_007,
+            texture_scale=data.texture_scale,
         )
         calibration = [{"frames": held_out[i]["frames"][None], "caption": [""]} for i in range(len(held_out))]
         return VaeTrainingTask(config, components, calibration)

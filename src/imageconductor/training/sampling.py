@@ -33,6 +33,7 @@ def write_stage_samples(task: DiffusionTrainingTask, directory: Path, step: int)
         kinds=kinds,
         grid_size=config.data.grid_size,
         flow="dense",
+        texture_scale=config.data.texture_scale,
     )
     components = task.components
     pipeline = ImageConductorPipeline(**components.as_dict())

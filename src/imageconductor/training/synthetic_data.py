@@ -48,6 +48,7 @@ class SyntheticClipDataset(Dataset):
         kinds: Sequence[str] | None = None,
         grid_size: int = 16,
         flow: str = "none",
+        texture_scale: float = 1.0,
     ) -> None:
         if flow not in FLOW_MODES:
             raise ValueError(f"flow must be one of {list(FLOW_MODES)}, got {flow!r}")
@@ -63,6 +64,7 @@ class SyntheticClipDataset(Dataset):
         self.kinds = list(kinds) if kinds else None
         self.grid_size = grid_size
         self.flow = flow
+        self.texture_scale = texture_scale
 
     def __len__(self) -> int:
         return self.num_clips
@@ -79,7 +81,12 @@ class SyntheticClipDataset(Dataset):
         if self.kinds:
             kind = self.kinds[int(np.random.default_rng(seed).integers(len(self.kinds)))]
         spec = random_clip_spec(
-            seed, kind=kind, num_frames=self.num_frames, width=self.width, height=self.height
+            seed,
+            kind=kind,
+            num_frames=self.num_frames,
+            width=self.width,
+            height=self.height,
+            texture_scale=self.texture_scale,
         )
         clip = render_clip(spec)
         positions, visible = clip.track_points(grid_points(self.grid_size, self.height, self.width), frame=0)

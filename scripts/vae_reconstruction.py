@@ -1,0 +1,60 @@
+"""Reconstruction error of model folders' VAEs on held-out synthetic frames (first and last frame of
+each clip; decoded from the posterior mean), in 0..255 pixel units.
+
+    python scripts/vae_reconstruction.py src/imageconductor/assets/default_model [OTHER_FOLDER ...]
+
+Prints, per folder, the mean absolute error and the colour error (the mean absolute difference of each
+frame's average colour: how far the hue and brightness of whole frames drift).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def held_out_frames(
+    count: int, num_frames: int, height: int, width: int, seed: int, texture_scale: float = 1.0
+):
+    """``(2·count, 3, H, W)`` first and last frames in [-1, 1] of synthetic clips of dataset ``seed``."""
+    import torch
+
+    from imageconductor.training.synthetic_data import SyntheticClipDataset
+
+    clips = SyntheticClipDataset(count, num_frames, height, width, seed=seed, texture_scale=texture_scale)
+    return torch.stack([clips[i]["frames"][:, j] for i in range(count) for j in (0, num_frames - 1)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folders", nargs="+", type=Path, help="pipeline folders (with a vae/ sub-folder)")
+    parser.add_argument("--clips", type=int, default=32, help="held-out clips (default 32)")
+    parser.add_argument("--seed", type=int, default=1, help="dataset seed (training uses 0; default 1)")
+    parser.add_argument("--size", default="8x64x96", help="FRAMESxHEIGHTxWIDTH (default 8x64x96)")
+    parser.add_argument("--texture-scale", type=float, default=1.0, help="synthetic background smoothness")
+    args = parser.parse_args(argv)
+
+    import torch
+    from diffusers import AutoencoderKL
+
+    num_frames, height, width = (int(v) for v in args.size.split("x"))
+    images = held_out_frames(args.clips, num_frames, height, width, args.seed, args.texture_scale)
+    print(
+        f"{len(images)} held-out frames ({args.clips} clips, dataset seed {args.seed}, {width}x{height}, "
+        f"texture scale {args.texture_scale:g})"
+    )
+    print("| model | MAE /255 | colour error /255 |")
+    print("|---|---|---|")
+    for folder in args.folders:
+        vae = AutoencoderKL.from_pretrained(folder / "vae").eval()
+        with torch.no_grad():
+            decoded = vae.decode(vae.encode(images).latent_dist.mean).sample.clamp(-1, 1)
+        mae = (decoded - images).abs().mean().item() * 127.5
+        colour = (decoded.mean((2, 3)) - images.mean((2, 3))).abs().mean().item() * 127.5
+        print(f"| {folder} | {mae:.1f} | {colour:.1f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
