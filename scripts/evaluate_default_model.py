@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from imageconductor.evaluation.cases import synthetic_clip_suite
     from imageconductor.evaluation.runner import PipelineGenerator, run_suite
+    from imageconductor.pipelines import MODEL_INFO_FILE, read_model_info
     from imageconductor.pipelines.image_conductor import ImageConductorPipeline
 
     ablations = {}
@@ -84,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         label, _, target = item.partition("=")
         folder, _, mode = target.partition("@")
         ablations[label] = (Path(folder), mode or "object")
-    info = json.loads((args.model / "imageconductor_model.json").read_text())
+    info = read_model_info(args.model)
+    if not info:
+        parser.error(f"{args.model} has no {MODEL_INFO_FILE} (not a make_default model folder)")
     frames, height, width = info["num_frames"], info["height"], info["width"]
     texture_scale = info.get("texture_scale", 1.0)  # the synthetic world the model was trained on
     suites = {

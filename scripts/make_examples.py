@@ -14,7 +14,6 @@ training clips.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import PIL.Image
@@ -29,13 +28,12 @@ WIDTH, HEIGHT = 384, 256
 
 def default_texture_scale() -> float:
     """The embedded default's ``texture_scale`` at 384 pixels wide (1 without a model info file)."""
-    from imageconductor.pipelines import default_model_path
+    from imageconductor.pipelines import default_model_path, read_model_info
 
     folder = default_model_path()
-    info_path = folder / "imageconductor_model.json" if folder is not None else None
-    if info_path is None or not info_path.is_file():
+    info = read_model_info(folder) if folder is not None else {}
+    if not info:
         return 1.0
-    info = json.loads(info_path.read_text())
     return float(info.get("texture_scale", 1.0)) * WIDTH / float(info["width"])
 
 

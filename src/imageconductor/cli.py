@@ -260,16 +260,15 @@ def fill_frame_size(args: argparse.Namespace) -> None:
     """Set unset ``num_frames`` / ``height`` / ``width`` from the model folder's
     ``imageconductor_model.json`` (its native size), else from the released model's 16 x 256 x 384; an
     unset ``texture_scale`` (synthetic world the model was trained on) likewise, else 1."""
-    import json
+    from imageconductor.pipelines import MODEL_INFO_FILE, read_model_info
 
     native: dict[str, Any] = {}
     folder = weights_folder(args)
-    info_path = folder / "imageconductor_model.json" if folder is not None else None
-    if info_path is not None and info_path.is_file():
+    if folder is not None:
         try:
-            native = json.loads(info_path.read_text())
+            native = read_model_info(folder)
         except (OSError, ValueError) as exc:
-            raise CLIError(f"cannot read {info_path}: {_one_line(exc)}") from exc
+            raise CLIError(f"cannot read {folder / MODEL_INFO_FILE}: {_one_line(exc)}") from exc
     fallback = {"num_frames": FALLBACK_NUM_FRAMES, "height": FALLBACK_HEIGHT, "width": FALLBACK_WIDTH}
     for name, value in fallback.items():
         if getattr(args, name, None) is None:

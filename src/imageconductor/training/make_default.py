@@ -28,12 +28,12 @@ from typing import Any
 
 import yaml
 
+from imageconductor.pipelines import MODEL_INFO_FILE
 from imageconductor.training.config import TrainingConfig
 
 logger = logging.getLogger(__name__)
 
 STAGE_ORDER = ("vae", "base", "controlnet", "camera", "object")
-MODEL_INFO_FILE = "imageconductor_model.json"
 DONE_FILE = "stage_done.json"
 
 #: The built-in plan of the embedded default (sizes chosen for 2 CPU cores; see docs/training.md).
