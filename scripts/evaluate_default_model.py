@@ -13,11 +13,15 @@ of the clip), tracks it with the project's tracker and scores it (see docs/evalu
   camera LoRA vs under the object LoRA (the same trajectories);
 * camera-free guidance, object clips in object mode: λ_traj 1.0 vs 2.0 (camera leakage = background
   fraction);
+* reference rows, no model: the held-out clip itself (what the tracker makes of the exact motion: the
+  floor of each metric) and its first frame held still (what no motion at all scores);
 * ablations: other model folders (``--ablation no-ortho=DIR``) in object mode, or in another mode with
   ``@MODE`` (``--ablation sparse-only=DIR@none`` for a motion ControlNet trained without LoRA stages).
 
-Results, videos and per-run reports go to ``--out``; the Markdown table is printed and written to
-``--table``.
+Besides the motion metrics, each row reports the first-frame error: the mean absolute difference (0..255)
+between the video's first frame (as saved, MP4) and the input image — how well the model keeps the
+image it animates. Results, videos and per-run reports go to ``--out`` (a rerun reuses finished cases);
+the Markdown table is printed and written to ``--table``.
 """
 
 from __future__ import annotations
@@ -37,6 +41,10 @@ def _seed_range(text: str) -> range:
 
 def _rows(ablations: dict[str, tuple[Path, str]]) -> list[dict]:
     rows = [
+        {"name": "reference: the held-out clip itself", "suite": "object", "mode": "-", "video": "clip"},
+        {"name": "reference: first frame held still", "suite": "object", "mode": "-", "video": "still"},
+        {"name": "reference: the held-out clip itself", "suite": "camera", "mode": "-", "video": "clip"},
+        {"name": "reference: first frame held still", "suite": "camera", "mode": "-", "video": "still"},
         {"name": "ObjMC, object mode", "suite": "object", "mode": "object"},
         {"name": "ObjMC, control off", "suite": "object", "mode": "none", "flow_scale": 0.0},
         {"name": "ObjMC, motion ControlNet without LoRA", "suite": "object", "mode": "none"},
@@ -58,6 +66,31 @@ def _rows(ablations: dict[str, tuple[Path, str]]) -> list[dict]:
     return rows
 
 
+def _reference_video(case):
+    """The held-out clip as rendered (exact motion)."""
+    return case.reference
+
+
+def _still_video(case):
+    """The first frame repeated for the clip's length (no motion)."""
+    import numpy as np
+
+    return np.repeat(case.image[None], len(case.reference), axis=0)
+
+
+def _first_frame_error(run, cases, run_dir: Path) -> float:
+    """Mean absolute difference (0..255) between each saved video's first frame and its input image."""
+    import numpy as np
+
+    from imageconductor.video_io import read_video
+
+    errors = []
+    for result, case in zip(run.results, cases, strict=True):
+        frames, _ = read_video(run_dir / result.video_path, max_frames=1)
+        errors.append(np.abs(frames[0].astype(np.float64) - case.image).mean())
+    return float(np.mean(errors))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=ROOT / "src/imageconductor/assets/default_model")
@@ -76,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from imageconductor.evaluation.cases import synthetic_clip_suite
-    from imageconductor.evaluation.runner import PipelineGenerator, run_suite
+    from imageconductor.evaluation.runner import PipelineGenerator, run_directory, run_suite
     from imageconductor.pipelines import MODEL_INFO_FILE, read_model_info
     from imageconductor.pipelines.image_conductor import ImageConductorPipeline
 
@@ -89,19 +122,34 @@ def main(argv: list[str] | None = None) -> int:
     if not info:
         parser.error(f"{args.model} has no {MODEL_INFO_FILE} (not a make_default model folder)")
     frames, height, width = info["num_frames"], info["height"], info["width"]
-    texture_scale = info.get("texture_scale", 1.0)  # the synthetic world the model was trained on
+    # the synthetic world the model was trained on
+    world = {"texture_scale": info.get("texture_scale", 1.0), "motion_scale": info.get("motion_scale", 1.0)}
     suites = {
-        kind: synthetic_clip_suite(kind, args.seeds, frames, width, height, texture_scale)
+        kind: synthetic_clip_suite(kind, args.seeds, frames, width, height, **world)
         for kind in ("object", "camera")
     }
     pipes: dict[Path, ImageConductorPipeline] = {}
     summaries = []
     for row in _rows(ablations):
+        suite, cases = suites[row["suite"]]
+        label = f"{row['suite']}-{row['name']}".replace(",", "").replace(":", "").replace(" ", "-")
+        label = label.replace("λ_traj=", "lt")
+        if "video" in row:
+            generate = _reference_video if row["video"] == "clip" else _still_video
+            result = run_suite(suite, generate, cases, args.out, label=label, mode=row["mode"])
+            summaries.append(
+                {
+                    **row,
+                    **result.summary(),
+                    "first_frame_error": _first_frame_error(result, cases, run_directory(args.out, label)),
+                }
+            )
+            print(json.dumps(summaries[-1], default=str), flush=True)
+            continue
         folder = row.get("model", args.model)
         if folder not in pipes:
             pipes[folder] = ImageConductorPipeline.from_pretrained(folder)
             pipes[folder].set_progress_bar_config(disable=True)
-        suite, cases = suites[row["suite"]]
         generate = PipelineGenerator(
             pipes[folder],
             mode=row["mode"],
@@ -113,10 +161,12 @@ def main(argv: list[str] | None = None) -> int:
             flow_conditioning_scale=row.get("flow_scale", 1.0),
             seed=0,
         )
-        label = row["name"].replace(",", "").replace(" ", "-").replace("λ_traj=", "lt")
         with torch.no_grad():
             result = run_suite(suite, generate, cases, args.out, label=label, mode=row["mode"])
-        summary = result.summary()
+        summary = {
+            **result.summary(),
+            "first_frame_error": _first_frame_error(result, cases, run_directory(args.out, label)),
+        }
         summaries.append({**row, **summary, "model": str(folder)})
         print(json.dumps(summaries[-1], default=str), flush=True)
 
@@ -126,13 +176,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{width}x{height} frame.",
         "",
         "| row | suite | mode | motion error px (ObjMC / CamMC) | background motion / trajectory length | "
-        "visible fraction |",
-        "|---|---|---|---|---|---|",
+        "visible fraction | first-frame error /255 |",
+        "|---|---|---|---|---|---|---|",
     ]
     for s in summaries:
         lines.append(
             f"| {s['name']} | {s['suite']} | {s['mode']} | {s['motion_error_px']:.2f} | "
-            f"{s['background_fraction']:.2f} | {s['visible_fraction']:.2f} |"
+            f"{s['background_fraction']:.2f} | {s['visible_fraction']:.2f} | {s['first_frame_error']:.1f} |"
         )
     table = "\n".join(lines) + "\n"
     print(table)

@@ -3,8 +3,10 @@ each clip; decoded from the posterior mean), in 0..255 pixel units.
 
     python scripts/vae_reconstruction.py src/imageconductor/assets/default_model [OTHER_FOLDER ...]
 
-Prints, per folder, the mean absolute error and the colour error (the mean absolute difference of each
-frame's average colour: how far the hue and brightness of whole frames drift).
+Prints, per folder, the mean absolute error, the same on sprite pixels and on background pixels alone
+(a VAE that keeps the scene but drops the small sprites shows it here), and the colour error (the mean
+absolute difference of each frame's average colour: how far the hue and brightness of whole frames
+drift).
 """
 
 from __future__ import annotations
@@ -17,13 +19,26 @@ from pathlib import Path
 def held_out_frames(
     count: int, num_frames: int, height: int, width: int, seed: int, texture_scale: float = 1.0
 ):
-    """``(2·count, 3, H, W)`` first and last frames in [-1, 1] of synthetic clips of dataset ``seed``."""
+    """``(2·count, 3, H, W)`` first and last frames in [-1, 1] of synthetic clips of dataset ``seed``, and
+    ``(2·count, H, W)`` masks of their sprite pixels."""
+    import numpy as np
     import torch
 
+    from imageconductor.synthetic import BACKGROUND, random_clip_spec, render_clip
     from imageconductor.training.synthetic_data import SyntheticClipDataset
 
     clips = SyntheticClipDataset(count, num_frames, height, width, seed=seed, texture_scale=texture_scale)
-    return torch.stack([clips[i]["frames"][:, j] for i in range(count) for j in (0, num_frames - 1)])
+    frames, masks = [], []
+    for index in range(count):
+        spec = random_clip_spec(
+            clips.clip_seed(index), None, num_frames, width, height, texture_scale=texture_scale
+        )
+        clip = render_clip(spec)
+        for frame in (0, num_frames - 1):
+            frames.append(clip.frames[frame])
+            masks.append(clip.layer_map(frame) != BACKGROUND)
+    images = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    return images, torch.from_numpy(np.stack(masks))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,20 +54,24 @@ def main(argv: list[str] | None = None) -> int:
     from diffusers import AutoencoderKL
 
     num_frames, height, width = (int(v) for v in args.size.split("x"))
-    images = held_out_frames(args.clips, num_frames, height, width, args.seed, args.texture_scale)
+    images, sprites = held_out_frames(args.clips, num_frames, height, width, args.seed, args.texture_scale)
     print(
         f"{len(images)} held-out frames ({args.clips} clips, dataset seed {args.seed}, {width}x{height}, "
-        f"texture scale {args.texture_scale:g})"
+        f"texture scale {args.texture_scale:g}; sprites cover {sprites.float().mean().item():.0%} of the pixels)"
     )
-    print("| model | MAE /255 | colour error /255 |")
-    print("|---|---|---|")
+    print("| model | MAE /255 | sprite MAE /255 | background MAE /255 | colour error /255 |")
+    print("|---|---|---|---|---|")
     for folder in args.folders:
         vae = AutoencoderKL.from_pretrained(folder / "vae").eval()
         with torch.no_grad():
             decoded = vae.decode(vae.encode(images).latent_dist.mean).sample.clamp(-1, 1)
-        mae = (decoded - images).abs().mean().item() * 127.5
+        error = (decoded - images).abs().mean(1) * 127.5  # (N, H, W)
         colour = (decoded.mean((2, 3)) - images.mean((2, 3))).abs().mean().item() * 127.5
-        print(f"| {folder} | {mae:.1f} | {colour:.1f} |", flush=True)
+        print(
+            f"| {folder} | {error.mean().item():.1f} | {error[sprites].mean().item():.1f} | "
+            f"{error[~sprites].mean().item():.1f} | {colour:.1f} |",
+            flush=True,
+        )
     return 0
 
 

@@ -152,20 +152,24 @@ def test_frame_size_comes_from_options_then_model_folder_then_release(tmp_path):
     folder.mkdir()
     (folder / "model_index.json").write_text("{}")
     (folder / "imageconductor_model.json").write_text(
-        json.dumps({"num_frames": 8, "height": 64, "width": 96, "texture_scale": 3.0})
+        json.dumps({"num_frames": 8, "height": 64, "width": 96, "texture_scale": 3.0, "motion_scale": 6.0})
     )
     official = dict(pretrained_model_path=None, unet=None, image_controlnet=None, flow_controlnet=None)
     args = argparse.Namespace(
         weights_dir=folder, num_frames=None, height=128, width=None, texture_scale=None, **official
     )
+    args.motion_scale = 2.0  # given on the command line: kept
     fill_frame_size(args)
     assert (args.num_frames, args.height, args.width, args.texture_scale) == (8, 128, 96, 3.0)
+    assert args.motion_scale == 2.0
     (folder / "imageconductor_model.json").unlink()
     args = argparse.Namespace(
         weights_dir=folder, num_frames=None, height=None, width=None, texture_scale=None, **official
     )
+    args.motion_scale = None
     fill_frame_size(args)
     assert (args.num_frames, args.height, args.width, args.texture_scale) == (16, 256, 384, 1.0)
+    assert args.motion_scale == 1.0
 
 
 def test_missing_weight_file_is_one_line_exit_2(

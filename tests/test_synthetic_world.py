@@ -344,3 +344,36 @@ def test_texture_scale_smooths_the_background_and_keeps_the_rest_of_the_spec():
     assert detail(smooth) < 0.6 * detail(plain)
     with pytest.raises(ValueError, match="texture_scale"):
         random_clip_spec(11, texture_scale=0)
+
+
+@pytest.mark.parametrize("kind", ["camera", "object"])
+def test_motion_scale_multiplies_every_speed_and_keeps_the_rest(kind):
+    seeds = range(40, 60)
+    plain = [random_clip_spec(s, kind=kind, num_frames=8, width=96, height=64) for s in seeds]
+    fast = [
+        random_clip_spec(s, kind=kind, num_frames=8, width=96, height=64, motion_scale=3.0) for s in seeds
+    ]
+    for slow_spec, fast_spec in zip(plain, fast, strict=True):
+        assert fast_spec.style == slow_spec.style and fast_spec.caption == slow_spec.caption
+        assert np.allclose(fast_spec.camera.pan, 3.0 * np.asarray(slow_spec.camera.pan))
+        # zoom rates triple too, up to the world's cap on the total zoom (1.3x)
+        slow_zoom, fast_zoom = abs(np.log(slow_spec.camera.zoom)), abs(np.log(fast_spec.camera.zoom))
+        assert fast_zoom == pytest.approx(min(3.0 * slow_zoom, np.log(1.3)))
+        for slow, quick in zip(slow_spec.sprites, fast_spec.sprites, strict=True):
+            assert (quick.shape, quick.colour, quick.size) == (slow.shape, slow.colour, slow.size)
+            assert quick.motion.path == slow.motion.path
+            # path length triples unless the sprite would leave the view (then it is capped)
+            room = min(96, 64) - 2 * (slow.size / 2 + 2)
+            slow_length, fast_length = (
+                np.hypot(*slow.motion.displacement),
+                np.hypot(*quick.motion.displacement),
+            )
+            if slow.motion.path != "static" and slow_length > 1.0:  # paths are >= 1 px long
+                assert fast_length == pytest.approx(min(3.0 * slow_length, max(room, 4.0)))
+    if kind == "object":
+        lengths = [
+            [np.hypot(*s.motion.displacement) for c in specs for s in c.sprites] for specs in (plain, fast)
+        ]
+        assert np.mean(lengths[1]) > 2.0 * np.mean(lengths[0])
+    with pytest.raises(ValueError, match="motion_scale"):
+        random_clip_spec(11, motion_scale=-1.0)

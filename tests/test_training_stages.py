@@ -17,7 +17,7 @@ from accelerate.state import AcceleratorState, GradientState
 from imageconductor.models import predict_noise
 from imageconductor.models.lora import ADAPTER_WEIGHT_NAME, adapter_names
 from imageconductor.training.base_model import build_base_components, load_components, save_components
-from imageconductor.training.config import TrainingConfig
+from imageconductor.training.config import ConfigError, TrainingConfig
 from imageconductor.training.diffusion_task import DiffusionTrainingTask
 from imageconductor.training.run import build_dataset, build_task, run_training
 from imageconductor.training.stages import StageModels
@@ -385,10 +385,18 @@ def test_make_default_smoke_plan_builds_a_loadable_model(tmp_path, monkeypatch):
 
     out = md.make_default(tmp_path / "model", md.SMOKE_PLAN, tmp_path / "work", steps_scale=0.5)
     info = json.loads((out / md.MODEL_INFO_FILE).read_text())
-    assert info == {"num_frames": 4, "height": 48, "width": 64, "texture_scale": 1.0, "seed": 0}
+    assert info == {
+        "num_frames": 4,
+        "height": 48,
+        "width": 64,
+        "texture_scale": 1.0,
+        "motion_scale": 1.0,
+        "seed": 0,
+    }
     card = (out / "README.md").read_text()
     for stage in md.STAGE_ORDER:
         assert f"| {stage} | 1 | 2 |" in card
+    assert "texture scale 1, motion scale vae 1, base 1, controlnet 1, camera 1, object 1" in card
     components = load_components(out)
     assert set(adapter_names(components.flow_controlnet)) == {"camera", "object"}
     # the VAE was trained and calibrated, the rest chained through the stages
@@ -490,3 +498,64 @@ def test_vae_norm_groups_setting_reaches_every_group_norm():
     for bad in (0, 3):
         with pytest.raises(ValueError, match="vae_norm_num_groups"):
             build_vae(BaseModelConfig(vae_block_out_channels=[16, 32, 64, 64], vae_norm_num_groups=bad))
+
+
+def test_make_default_refuses_a_stage_folder_run_with_other_settings(tmp_path, monkeypatch):
+    import shutil
+
+    from imageconductor.training import make_default as md
+    from imageconductor.training.config import SAVED_CONFIG_FILE
+
+    vae, base = md.stage_configs(md.SMOKE_PLAN, tmp_path / "work")[:2]
+    for config in (vae, base):  # as if both had started
+        config.save(Path(config.output_dir) / SAVED_CONFIG_FILE)
+    md.check_earlier_settings(base)  # same settings: resumable
+    # the same run symlinked or copied into another work dir (ablations reuse stages) still matches
+    moved = md.stage_configs(md.SMOKE_PLAN, tmp_path / "ablation")[1]
+    shutil.copytree(base.output_dir, moved.output_dir)
+    md.check_earlier_settings(moved)
+
+    faster = md.plan_with_overrides(md.SMOKE_PLAN, ["stages.base.data.motion_scale=2"])
+    monkeypatch.setattr("imageconductor.training.run.run_training", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(ValueError, match=r"stage 'base' .*data\.motion_scale: 1\.0 -> 2\.0"):
+        md.make_default(tmp_path / "model", faster, tmp_path / "work")
+    assert not (tmp_path / "model").exists()
+
+
+def test_vae_sprite_weight_counts_sprite_pixels_more(base_model_dir, tmp_path):
+    import types
+
+    weight = 4.0
+    config = stage_config("vae", tmp_path / "vae", base_model_dir, loss={"vae_sprite_weight": weight})
+    dataset, _ = build_dataset(config)
+    item = dataset[0]
+    frames, height, width = item["frames"].shape[1:]
+    assert item["sprite_mask"].shape == (frames, height, width) and item["sprite_mask"].dtype == torch.bool
+    assert 0 < item["sprite_mask"].float().mean() < 0.5
+    plain_config = stage_config("vae", tmp_path / "plain", base_model_dir)
+    assert "sprite_mask" not in build_dataset(plain_config)[0][0]
+
+    # A reconstruction that is off by 0.5 on the left half of every frame; "sprites" on its left quarter,
+    # so the weighted error (0.1875) differs from the plain mean (0.125).
+    task = build_task(config, load_components(base_model_dir))
+    left = torch.zeros(height, width, dtype=torch.bool)
+    left[:, : width // 2] = True
+    sprites = torch.zeros(height, width, dtype=torch.bool)
+    sprites[:, : width // 4] = True
+    task.use_prepared(
+        {"vae": lambda images, seed: (images + 0.5 * left.to(images), torch.zeros(()))},
+        types.SimpleNamespace(device=torch.device("cpu")),
+    )
+    batch = {
+        "frames": torch.zeros(2, 3, frames, height, width),
+        "caption": ["", ""],
+        "sprite_mask": sprites.expand(2, frames, height, width),
+    }
+    both, only_left = (left & sprites).sum().item(), (left & ~sprites).sum().item()
+    expected = 0.25 * (only_left + (1 + weight) * both) / (height * width + weight * sprites.sum().item())
+    assert expected > 0.25 * 0.5 * 1.2
+    assert task.compute_losses(batch, seed=0)["reconstruction"].item() == pytest.approx(expected)
+    config.loss.vae_sprite_weight = 0.0
+    assert task.compute_losses(batch, seed=0)["reconstruction"].item() == pytest.approx(0.25 * 0.5)
+    with pytest.raises(ConfigError, match="vae_sprite_weight"):
+        stage_config("vae", tmp_path / "x", base_model_dir, loss={"vae_sprite_weight": -1.0})

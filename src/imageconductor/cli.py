@@ -259,7 +259,8 @@ def weights_folder(args: argparse.Namespace) -> Path | None:
 def fill_frame_size(args: argparse.Namespace) -> None:
     """Set unset ``num_frames`` / ``height`` / ``width`` from the model folder's
     ``imageconductor_model.json`` (its native size), else from the released model's 16 x 256 x 384; an
-    unset ``texture_scale`` (synthetic world the model was trained on) likewise, else 1."""
+    unset ``texture_scale`` or ``motion_scale`` (synthetic world the model was trained on) likewise, else
+    1."""
     from imageconductor.pipelines import MODEL_INFO_FILE, read_model_info
 
     native: dict[str, Any] = {}
@@ -273,8 +274,9 @@ def fill_frame_size(args: argparse.Namespace) -> None:
     for name, value in fallback.items():
         if getattr(args, name, None) is None:
             setattr(args, name, int(native.get(name, value)))
-    if hasattr(args, "texture_scale") and args.texture_scale is None:
-        args.texture_scale = float(native.get("texture_scale", 1.0))
+    for name in ("texture_scale", "motion_scale"):
+        if hasattr(args, name) and getattr(args, name) is None:
+            setattr(args, name, float(native.get(name, 1.0)))
 
 
 def load_pipeline(args: argparse.Namespace):

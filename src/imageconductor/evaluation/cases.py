@@ -140,9 +140,11 @@ def synthetic_clip_suite(
     width: int = 384,
     height: int = 256,
     texture_scale: float = 1.0,
+    motion_scale: float = 1.0,
 ) -> tuple[EvaluationSuite, list[EvalCase]]:
     """Held-out synthetic clips of ``kind`` ("object" or "camera") as a suite plus cases (``texture_scale``
-    as in `imageconductor.synthetic.random_clip_spec`: use the value the model was trained with).
+    and ``motion_scale`` as in `imageconductor.synthetic.random_clip_spec`: use the values the model was
+    trained with).
 
     Object clips: the exact centre tracks of the moving sprites; camera clips: exact tracks of
     background points. Each case keeps the clip's first frame, caption and frames (``reference``).
@@ -162,6 +164,7 @@ def synthetic_clip_suite(
                 width=width,
                 height=height,
                 texture_scale=texture_scale,
+                motion_scale=motion_scale,
             )
         )
         if kind == "object":

@@ -93,6 +93,12 @@ def _add_suite_parser(subparsers) -> None:
         default=None,
         help="synthetic-* background smoothness (default: the model's imageconductor_model.json, else 1)",
     )
+    source.add_argument(
+        "--motion-scale",
+        type=float,
+        default=None,
+        help="synthetic-* speed multiplier (default: the model's imageconductor_model.json, else 1)",
+    )
     add_weight_options(parser)
     sampling = parser.add_argument_group("sampling")
     sampling.add_argument("--steps", type=positive_int, default=25, help="DDIM steps (default 25)")
@@ -219,7 +225,13 @@ def _suite_and_cases(args):
             )
         kind = args.suite.split("-", 1)[1]
         return synthetic_clip_suite(
-            kind, args.seeds, args.num_frames, args.width, args.height, args.texture_scale
+            kind,
+            args.seeds,
+            args.num_frames,
+            args.width,
+            args.height,
+            args.texture_scale,
+            args.motion_scale,
         )
     suite = load_suite(args.suite)
     if args.image is not None:

@@ -36,6 +36,7 @@ __all__ = [
     "PipelineGenerator",
     "VideoGenerator",
     "evaluate_video",
+    "run_directory",
     "run_suite",
 ]
 
@@ -147,6 +148,11 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text).strip("_") or "run"
 
 
+def run_directory(out_dir: str | os.PathLike, label: str) -> Path:
+    """Where `run_suite` writes the run ``label`` under ``out_dir`` (its saved paths are relative to it)."""
+    return Path(out_dir) / _slug(label)
+
+
 def run_suite(
     suite: EvaluationSuite,
     generate: VideoGenerator,
@@ -170,7 +176,7 @@ def run_suite(
     settings = dict(getattr(generate, "settings", {}))
     mode = str(mode if mode is not None else settings.get("mode", "unknown"))
     label = label or f"{suite.name}-{mode}"
-    run_dir = Path(out_dir) / _slug(label)
+    run_dir = run_directory(out_dir, label)
     results_dir = run_dir / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
     names = {entry.name for entry in suite}

@@ -15,7 +15,7 @@ __all__ = [
 ]
 
 #: File in a model folder with its native ``num_frames`` / ``height`` / ``width`` (and, for models trained
-#: on the synthetic world, its ``texture_scale``), written by ``training.make_default``.
+#: on the synthetic world, its ``texture_scale`` and ``motion_scale``), written by ``training.make_default``.
 MODEL_INFO_FILE = "imageconductor_model.json"
 
 #: Where a packaged default model (a ``save_pretrained`` folder) is installed, if any.

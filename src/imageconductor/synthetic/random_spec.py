@@ -29,17 +29,21 @@ def _compass_direction(rng: np.random.Generator) -> np.ndarray:
     return np.array([np.cos(angle), np.sin(angle)])
 
 
-def random_camera_motion(rng: np.random.Generator, num_frames: int, scale: float = 1.0) -> CameraMotion:
-    """A moving camera: a pan (50%), a zoom (20%) or both (30%), with a random speed profile."""
+def random_camera_motion(
+    rng: np.random.Generator, num_frames: int, scale: float = 1.0, motion_scale: float = 1.0
+) -> CameraMotion:
+    """A moving camera: a pan (50%), a zoom (20%) or both (30%), with a random speed profile.
+
+    ``scale`` multiplies pan speeds (the view's size), ``motion_scale`` pan speeds and zoom rates alike."""
     steps = max(num_frames - 1, 1)
     choice = rng.random()
     pan = (0.0, 0.0)
     zoom = 1.0
     if choice < 0.8:
-        speed = _log_uniform(rng, *_SPEED_RANGE) * scale
+        speed = _log_uniform(rng, *_SPEED_RANGE) * scale * motion_scale
         pan = tuple(float(v) for v in _compass_direction(rng) * speed * steps)
     if choice >= 0.5:
-        log_zoom = min(_log_uniform(rng, *_ZOOM_RATE_RANGE) * steps, _MAX_LOG_ZOOM)
+        log_zoom = min(_log_uniform(rng, *_ZOOM_RATE_RANGE) * motion_scale * steps, _MAX_LOG_ZOOM)
         zoom = float(np.exp(log_zoom if rng.random() < 0.5 else -log_zoom))
     return CameraMotion(pan=pan, zoom=zoom, profile=str(rng.choice(SPEED_PROFILES)))
 
@@ -91,16 +95,20 @@ def random_clip_spec(
     num_sprites: int | None = None,
     style: SceneStyle | None = None,
     texture_scale: float = 1.0,
+    motion_scale: float = 1.0,
 ) -> ClipSpec:
     """Draw a random ClipSpec from ``seed`` (same arguments -> same spec).
 
     ``kind`` is "camera", "object", "mixed" or None (drawn uniformly); 1-4 sprites of distinct shapes and
     colours unless ``num_sprites`` is given; ``style`` overrides the random palette. ``texture_scale``
     multiplies the background's finest noise cell (> 1: smoother scenes, easier for a small autoencoder;
-    the rest of the spec does not change).
+    the rest of the spec does not change). ``motion_scale`` multiplies every speed: camera pans and zoom
+    rates, and sprite path lengths (still kept inside the view; > 1: faster motion, e.g. for short clips).
     """
     if not texture_scale > 0:
         raise ValueError(f"texture_scale must be > 0, got {texture_scale}")
+    if not motion_scale > 0:
+        raise ValueError(f"motion_scale must be > 0, got {motion_scale}")
     if kind is not None and kind not in CLIP_KINDS:
         raise ValueError(f"unknown clip kind {kind!r}; choose from {', '.join(CLIP_KINDS)} or None")
     if num_sprites is not None and not 1 <= num_sprites <= min(len(SHAPES), 8):
@@ -117,7 +125,7 @@ def random_clip_spec(
 
     camera = CameraMotion()
     if kind in ("camera", "mixed"):
-        camera = random_camera_motion(rng, num_frames, scale)
+        camera = random_camera_motion(rng, num_frames, scale, motion_scale)
     moving = np.zeros(count, dtype=bool)
     if kind in ("object", "mixed"):
         moving = rng.random(count) < 0.75
@@ -130,7 +138,7 @@ def random_clip_spec(
         motion = ObjectMotion()
         if moving[index]:
             room = min(width, height) - 2 * margin
-            motion = random_object_motion(rng, num_frames, scale, max_distance=max(room, 4.0))
+            motion = random_object_motion(rng, num_frames, scale * motion_scale, max_distance=max(room, 4.0))
         start = _start_inside(rng, motion.displacement, margin, width, height)
         sprites.append(SpriteSpec(str(shapes[index]), str(colours[index]), size, start, motion))
     return ClipSpec(

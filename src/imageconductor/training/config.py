@@ -33,6 +33,8 @@ MIXED_PRECISION = ("no", "fp16", "bf16")
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
 ORTHO_FORMS = ("cross", "identity", "stacked")
 ORTHO_FACTORS = ("lora_A", "lora_B")
+#: The copy of its config the trainer writes into every run folder.
+SAVED_CONFIG_FILE = "training_config.yaml"
 
 
 class ConfigError(ValueError):
@@ -106,6 +108,8 @@ class DataConfig:
     grid_size: int = 16
     #: synthetic source: multiplies the background's finest texture cell (> 1 = smoother scenes)
     texture_scale: float = 1.0
+    #: synthetic source: multiplies every camera and sprite speed (> 1 = faster motion)
+    motion_scale: float = 1.0
     num_workers: int = 0
     caption_dropout: float = 0.1
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
@@ -139,6 +143,9 @@ class LossConfig:
     ortho_weight: float = 0.1
     ortho_form: str = "cross"
     ortho_factor: str = "lora_A"
+    #: stage "vae", synthetic data: the squared error of sprite pixels counts ``1 + vae_sprite_weight``
+    #: times (sprites are ~5% of a frame; a plain mean lets a small VAE blur them away)
+    vae_sprite_weight: float = 0.0
 
 
 @dataclass
@@ -227,7 +234,15 @@ class TrainingConfig:
         for name in ("checkpoint_every", "log_every", "sample_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0 (0 disables it), got {getattr(self, name)}")
-        for name in ("num_frames", "height", "width", "num_clips", "grid_size"):
+        for name in (
+            "num_frames",
+            "height",
+            "width",
+            "num_clips",
+            "grid_size",
+            "texture_scale",
+            "motion_scale",
+        ):
             _positive(f"data.{name}", getattr(self.data, name))
         if self.data.height % 8 or self.data.width % 8:
             raise ConfigError(
@@ -253,6 +268,12 @@ class TrainingConfig:
             raise ConfigError(f"optim.learning_rate must be > 0, got {self.optim.learning_rate}")
         if self.loss.ortho_weight < 0:
             raise ConfigError(f"loss.ortho_weight must be >= 0, got {self.loss.ortho_weight}")
+        if self.loss.vae_sprite_weight < 0:
+            raise ConfigError(f"loss.vae_sprite_weight must be >= 0, got {self.loss.vae_sprite_weight}")
+        if self.loss.vae_sprite_weight > 0 and self.data.source != "synthetic":
+            raise ConfigError(
+                "loss.vae_sprite_weight needs data.source 'synthetic' (it knows the sprite pixels)"
+            )
         if self.stage not in ("vae", "base") and not self.model.pretrained_model_path:
             raise ConfigError(f"stage {self.stage!r} needs model.pretrained_model_path (a base model folder)")
 
@@ -338,6 +359,6 @@ def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
         raise ConfigError(f"{key} must be one of {list(allowed)}, got {value!r}")
 
 
-def _positive(key: str, value: int) -> None:
+def _positive(key: str, value: float) -> None:
     if value <= 0:
         raise ConfigError(f"{key} must be > 0, got {value}")

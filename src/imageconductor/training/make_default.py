@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from imageconductor.pipelines import MODEL_INFO_FILE
-from imageconductor.training.config import TrainingConfig
+from imageconductor.training.config import SAVED_CONFIG_FILE, TrainingConfig
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ DEFAULT_PLAN: dict[str, Any] = {
             "num_clips": 200_000,
             "grid_size": 16,
             "texture_scale": 3.0,
+            "motion_scale": 3.0,
         },
         "model": {
             "lora_rank": 16,
@@ -64,9 +65,14 @@ DEFAULT_PLAN: dict[str, Any] = {
         "optim": {"learning_rate": 5.0e-4, "lr_scheduler": "constant_with_warmup", "warmup_steps": 50},
     },
     "stages": {
-        "vae": {"max_steps": 1500, "optim": {"learning_rate": 1.0e-3, "lr_scheduler": "cosine"}},
+        # the VAE learns single frames, for which the speed of motion does not matter
+        "vae": {
+            "max_steps": 1500,
+            "data": {"motion_scale": 1.0},
+            "optim": {"learning_rate": 1.0e-3, "lr_scheduler": "cosine"},
+        },
         "base": {"max_steps": 1400},
-        "controlnet": {"max_steps": 900, "data": {"curriculum": {"dense_steps": 350}}},
+        "controlnet": {"max_steps": 1200, "data": {"curriculum": {"dense_steps": 450}}},
         "camera": {"max_steps": 300, "optim": {"learning_rate": 1.0e-3}},
         "object": {"max_steps": 300, "optim": {"learning_rate": 1.0e-3}, "loss": {"ortho_weight": 0.1}},
     },
@@ -172,6 +178,8 @@ def make_default(
     configs = stage_configs(plan, work_dir, steps_scale)
     if until is not None:
         configs = configs[: STAGE_ORDER.index(until) + 1]
+    for config in configs:  # all before any training: a clash must not surface an hour in
+        check_earlier_settings(config)
     summaries = []
     for config in configs:
         done_file = Path(config.output_dir) / DONE_FILE
@@ -202,6 +210,7 @@ def make_default(
         "height": data.height,
         "width": data.width,
         "texture_scale": data.texture_scale,
+        "motion_scale": data.motion_scale,
         "seed": plan.get("seed", 0),
     }
     (temporary / MODEL_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
@@ -209,6 +218,35 @@ def make_default(
     shutil.rmtree(out, ignore_errors=True)
     temporary.rename(out)
     return out
+
+
+def check_earlier_settings(config: TrainingConfig) -> None:
+    """Raise ValueError if ``config.output_dir`` holds a run (finished or not) made with other settings
+    than ``config``: skipping or resuming it would mix two plans. Where the folders are does not count."""
+    saved_file = Path(config.output_dir) / SAVED_CONFIG_FILE
+    if not saved_file.is_file():
+        return
+    saved = _comparable(TrainingConfig.load(saved_file).to_dict())
+    wanted = _comparable(config.to_dict())
+    differing = sorted(key for key in saved.keys() | wanted.keys() if saved.get(key) != wanted.get(key))
+    if differing:
+        shown = ", ".join(f"{key}: {saved.get(key)!r} -> {wanted.get(key)!r}" for key in differing[:4])
+        raise ValueError(
+            f"stage {config.stage!r} in {config.output_dir} was run with other settings ({shown}); "
+            "use another --work-dir, or delete that stage folder to train it again"
+        )
+
+
+def _comparable(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten nested settings to dotted keys, leaving out the folder paths."""
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        name = prefix + key
+        if isinstance(value, dict):
+            flat.update(_comparable(value, name + "."))
+        elif name not in ("output_dir", "model.pretrained_model_path"):
+            flat[name] = value
+    return flat
 
 
 def model_card(
@@ -231,6 +269,8 @@ def model_card(
         "",
         f"- synthetic clips rendered on the fly, seed {plan.get('seed', 0)}: {data.num_frames} frames of "
         f"{data.width}x{data.height}, tracks of a {data.grid_size}x{data.grid_size} grid (exact ground truth)",
+        f"- world settings: background texture scale {configs[-1].data.texture_scale:g}, motion scale "
+        + ", ".join(f"{c.stage} {c.data.motion_scale:g}" for c in configs),
         "- stage kinds: vae/base/controlnet all kinds; camera LoRA camera-only clips; object LoRA mixed clips",
         "",
         "## Networks",

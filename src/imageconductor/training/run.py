@@ -88,6 +88,8 @@ def build_dataset(config: TrainingConfig) -> tuple[Dataset, object]:
             grid_size=data.grid_size,
             flow="none",
             texture_scale=data.texture_scale,
+            motion_scale=data.motion_scale,
+            sprite_masks=config.stage == "vae" and config.loss.vae_sprite_weight > 0,
         )
         return dataset, None
     from imageconductor.data import ClipDatasetConfig, TrajectoryClipDataset, collate_clips
@@ -132,6 +134,7 @@ def build_task(config: TrainingConfig, components: ImageToVideoComponents) -> Tr
             data.width,
             seed=config.seed + 10_007,
             texture_scale=data.texture_scale,
+            motion_scale=data.motion_scale,
         )
         calibration = [{"frames": held_out[i]["frames"][None], "caption": [""]} for i in range(len(held_out))]
         return VaeTrainingTask(config, components, calibration)

@@ -34,6 +34,7 @@ def write_stage_samples(task: DiffusionTrainingTask, directory: Path, step: int)
         grid_size=config.data.grid_size,
         flow="dense",
         texture_scale=config.data.texture_scale,
+        motion_scale=config.data.motion_scale,
     )
     components = task.components
     pipeline = ImageConductorPipeline(**components.as_dict())

@@ -6,7 +6,8 @@ the item follows the training batch contract (per sample, before collation)::
 
     {"frames": float32 (3, F, H, W) in [-1, 1], "caption": str, "kind": str,
      "tracks": float32 (F, N, 2), "visibility": bool (F, N),
-     "flow_condition": float32 (2, F, H, W)}          # only with flow="dense"
+     "flow_condition": float32 (2, F, H, W),          # only with flow="dense"
+     "sprite_mask": bool (F, H, W)}                    # only with sprite_masks=True: sprite pixels
 
 With ``flow="none"`` the flow condition is left to the training task, which builds it dense or sparse per
 the curriculum (see `training.conditions`).
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from imageconductor.synthetic import random_clip_spec, render_clip
+from imageconductor.synthetic import BACKGROUND, random_clip_spec, render_clip
 from imageconductor.trajectories import flow_condition_from_dense
 
 FLOW_MODES = ("none", "dense")
@@ -49,6 +50,8 @@ class SyntheticClipDataset(Dataset):
         grid_size: int = 16,
         flow: str = "none",
         texture_scale: float = 1.0,
+        motion_scale: float = 1.0,
+        sprite_masks: bool = False,
     ) -> None:
         if flow not in FLOW_MODES:
             raise ValueError(f"flow must be one of {list(FLOW_MODES)}, got {flow!r}")
@@ -65,6 +68,8 @@ class SyntheticClipDataset(Dataset):
         self.grid_size = grid_size
         self.flow = flow
         self.texture_scale = texture_scale
+        self.motion_scale = motion_scale
+        self.sprite_masks = sprite_masks
 
     def __len__(self) -> int:
         return self.num_clips
@@ -87,6 +92,7 @@ class SyntheticClipDataset(Dataset):
             width=self.width,
             height=self.height,
             texture_scale=self.texture_scale,
+            motion_scale=self.motion_scale,
         )
         clip = render_clip(spec)
         positions, visible = clip.track_points(grid_points(self.grid_size, self.height, self.width), frame=0)
@@ -98,6 +104,9 @@ class SyntheticClipDataset(Dataset):
             "tracks": torch.from_numpy(positions.astype(np.float32)),
             "visibility": torch.from_numpy(visible),
         }
+        if self.sprite_masks:
+            layers = np.stack([clip.layer_map(frame) for frame in range(self.num_frames)])
+            item["sprite_mask"] = torch.from_numpy(layers != BACKGROUND)
         if self.flow == "dense":
             item["flow_condition"] = flow_condition_from_dense(positions, self.height, self.width, visible)[0]
         return item

@@ -36,7 +36,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 from tqdm.auto import tqdm
 
-from imageconductor.training.config import TrainingConfig
+from imageconductor.training.config import SAVED_CONFIG_FILE, TrainingConfig
 
 logger = logging.getLogger(__name__)
 
@@ -298,7 +298,7 @@ class Trainer:
         log_path = self.output_dir / "logs" / "train.jsonl"
         if accelerator.is_main_process:
             log_path.parent.mkdir(parents=True, exist_ok=True)
-            config.save(self.output_dir / "training_config.yaml")
+            config.save(self.output_dir / SAVED_CONFIG_FILE)
         bar = tqdm(
             total=config.max_steps,
             initial=progress.step,

@@ -1,6 +1,7 @@
 """Stage "vae" (first half of stage 0): train the small KL autoencoder of the embedded default.
 
-Loss per micro-batch: mean squared reconstruction error of a few random frames per clip plus
+Loss per micro-batch: mean squared reconstruction error of a few random frames per clip (sprite pixels
+weighted ``1 + loss.vae_sprite_weight`` when set, from the batch's ``sprite_mask``) plus
 ``vae_kl_weight`` × the KL divergence of the posterior to N(0, I). On export the latent scaling factor
 is calibrated so the scaled latents have unit standard deviation (SD1.5's 0.18215 plays that role), then
 the whole (otherwise untrained) model folder is written, ready for stage "base".
@@ -84,7 +85,17 @@ class VaeTrainingTask(TrainingTask):
         images = images.transpose(1, 2).flatten(0, 1).to(self.accelerator.device)
         noise_seed = int(torch.randint(0, 2**62, (1,), generator=generator))
         reconstruction, kl = self.wrapped_objective(images, noise_seed)
-        recon = torch.nn.functional.mse_loss(reconstruction.float(), images.float())
+        squared = (reconstruction.float() - images.float()) ** 2
+        sprite_weight = self.config.loss.vae_sprite_weight
+        if sprite_weight > 0:
+            if "sprite_mask" not in batch:
+                raise KeyError("loss.vae_sprite_weight > 0 needs batches with 'sprite_mask' (synthetic data)")
+            masks = batch["sprite_mask"]  # (B, F, H, W)
+            masks = torch.stack([masks[row, picks[row]] for row in range(batch_size)]).flatten(0, 1)
+            weights = 1.0 + sprite_weight * masks[:, None].to(squared)  # (B·k, 1, H, W)
+            recon = (squared * weights).sum() / (weights.sum() * squared.shape[1])
+        else:
+            recon = squared.mean()
         return {"loss": recon + self.config.model.base.vae_kl_weight * kl, "reconstruction": recon, "kl": kl}
 
     @torch.no_grad()
