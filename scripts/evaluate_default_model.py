@@ -134,40 +134,30 @@ def main(argv: list[str] | None = None) -> int:
         suite, cases = suites[row["suite"]]
         label = f"{row['suite']}-{row['name']}".replace(",", "").replace(":", "").replace(" ", "-")
         label = label.replace("λ_traj=", "lt")
+        extra = {}
         if "video" in row:
             generate = _reference_video if row["video"] == "clip" else _still_video
-            result = run_suite(suite, generate, cases, args.out, label=label, mode=row["mode"])
-            summaries.append(
-                {
-                    **row,
-                    **result.summary(),
-                    "first_frame_error": _first_frame_error(result, cases, run_directory(args.out, label)),
-                }
+        else:
+            folder = row.get("model", args.model)
+            extra["model"] = str(folder)
+            if folder not in pipes:
+                pipes[folder] = ImageConductorPipeline.from_pretrained(folder)
+                pipes[folder].set_progress_bar_config(disable=True)
+            generate = PipelineGenerator(
+                pipes[folder],
+                mode=row["mode"],
+                num_frames=frames,
+                height=height,
+                width=width,
+                num_inference_steps=args.steps,
+                camera_free_guidance=row.get("cfg_traj"),
+                flow_conditioning_scale=row.get("flow_scale", 1.0),
+                seed=0,
             )
-            print(json.dumps(summaries[-1], default=str), flush=True)
-            continue
-        folder = row.get("model", args.model)
-        if folder not in pipes:
-            pipes[folder] = ImageConductorPipeline.from_pretrained(folder)
-            pipes[folder].set_progress_bar_config(disable=True)
-        generate = PipelineGenerator(
-            pipes[folder],
-            mode=row["mode"],
-            num_frames=frames,
-            height=height,
-            width=width,
-            num_inference_steps=args.steps,
-            camera_free_guidance=row.get("cfg_traj"),
-            flow_conditioning_scale=row.get("flow_scale", 1.0),
-            seed=0,
-        )
         with torch.no_grad():
             result = run_suite(suite, generate, cases, args.out, label=label, mode=row["mode"])
-        summary = {
-            **result.summary(),
-            "first_frame_error": _first_frame_error(result, cases, run_directory(args.out, label)),
-        }
-        summaries.append({**row, **summary, "model": str(folder)})
+        first_frame = _first_frame_error(result, cases, run_directory(args.out, label))
+        summaries.append({**row, **result.summary(), "first_frame_error": first_frame, **extra})
         print(json.dumps(summaries[-1], default=str), flush=True)
 
     lines = [

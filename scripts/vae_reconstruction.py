@@ -21,24 +21,18 @@ def held_out_frames(
 ):
     """``(2·count, 3, H, W)`` first and last frames in [-1, 1] of synthetic clips of dataset ``seed``, and
     ``(2·count, H, W)`` masks of their sprite pixels."""
-    import numpy as np
     import torch
 
-    from imageconductor.synthetic import BACKGROUND, random_clip_spec, render_clip
     from imageconductor.training.synthetic_data import SyntheticClipDataset
 
-    clips = SyntheticClipDataset(count, num_frames, height, width, seed=seed, texture_scale=texture_scale)
-    frames, masks = [], []
-    for index in range(count):
-        spec = random_clip_spec(
-            clips.clip_seed(index), None, num_frames, width, height, texture_scale=texture_scale
-        )
-        clip = render_clip(spec)
-        for frame in (0, num_frames - 1):
-            frames.append(clip.frames[frame])
-            masks.append(clip.layer_map(frame) != BACKGROUND)
-    images = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-    return images, torch.from_numpy(np.stack(masks))
+    clips = SyntheticClipDataset(
+        count, num_frames, height, width, seed=seed, texture_scale=texture_scale, sprite_masks=True
+    )
+    items = [clips[index] for index in range(count)]
+    picks = (0, num_frames - 1)
+    images = torch.stack([item["frames"][:, frame] for item in items for frame in picks])
+    masks = torch.stack([item["sprite_mask"][frame] for item in items for frame in picks])
+    return images, masks
 
 
 def main(argv: list[str] | None = None) -> int:
