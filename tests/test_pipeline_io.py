@@ -183,3 +183,28 @@ def test_flow_conditioning_scale_zero_turns_trajectory_control_off(pipe, call_kw
     assert 0 < (half - off).abs().mean() < (full - off).abs().mean()
     with pytest.raises(ValueError, match="flow_conditioning_scale"):
         video(flow, float("nan"))
+
+
+def test_flow_encoding_is_saved_with_the_model_and_used_for_drawn_tracks(pipe, tmp_path):
+    import json
+
+    from imageconductor.trajectories import FlowEncoding, flow_condition
+
+    assert pipe.flow_encoding == FlowEncoding()  # official checkpoints: the released encoding
+    pipe.save_pretrained(tmp_path / "official")
+    assert json.loads((tmp_path / "official" / "model_index.json").read_text()).get("flow_encoding") is None
+    encoding = FlowEncoding(blur_sigma=3.0, kernel_size=19, kernel_normalization="peak")
+    other = ImageConductorPipeline(**pipe.components, flow_encoding=encoding.as_kwargs())
+    other.save_pretrained(tmp_path / "other")
+    reloaded = ImageConductorPipeline.from_pretrained(tmp_path / "other")
+    assert reloaded.flow_encoding == encoding
+    tracks = [[[10.0, 12.0], [30.0, 20.0]]]
+    torch.testing.assert_close(
+        reloaded.prepare_flow_condition(tracks, 4, 64, 96),
+        flow_condition(tracks, 4, 64, 96, **encoding.as_kwargs()),
+        rtol=0,
+        atol=0,
+    )
+    assert not torch.equal(
+        pipe.prepare_flow_condition(tracks, 4, 64, 96), reloaded.prepare_flow_condition(tracks, 4, 64, 96)
+    )

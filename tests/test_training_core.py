@@ -121,6 +121,16 @@ def test_config_overrides_and_errors(tmp_path):
         TrainingConfig.load(tmp_path / "missing.yaml")
     with pytest.raises(ConfigError, match="prediction_type"):
         TrainingConfig.from_dict({"stage": "base", "model": {"base": {"prediction_type": "sample"}}})
+    with pytest.raises(ConfigError, match="model.flow_encoding: kernel normalization"):
+        TrainingConfig.from_dict(
+            {"stage": "base", "model": {"flow_encoding": {"kernel_normalization": "max"}}}
+        )
+    encoded = TrainingConfig.from_dict({"stage": "base", "model": {"flow_encoding": {"blur_sigma": 2}}})
+    assert encoded.model.flow_encoding.as_kwargs() == {
+        "blur_sigma": 2.0,
+        "kernel_size": 99,
+        "kernel_normalization": "sum",
+    }
 
 
 def test_base_scheduler_parametrisation():
@@ -376,7 +386,7 @@ def test_batch_seed_differs_per_position():
 def test_curriculum_switches_from_dense_to_sparse_tracks():
     from imageconductor.training.conditions import curriculum_flow_condition, normalize_batch
     from imageconductor.training.config import CurriculumConfig
-    from imageconductor.trajectories import flow_condition_from_dense
+    from imageconductor.trajectories import FlowEncoding, flow_condition_from_dense
 
     frames, height, width = 4, 32, 48
     tracks = torch.zeros(1, frames, 3, 2)
@@ -404,3 +414,13 @@ def test_curriculum_switches_from_dense_to_sparse_tracks():
         assert len(matches) == 1
         picked.update(matches)
     assert picked == {1, 2}  # one moving track at a time, never the static one
+    # A model trained with another flow encoding gets its conditions blurred that way, dense and sparse.
+    encoding = FlowEncoding(blur_sigma=2.0, kernel_size=11, kernel_normalization="peak")
+    dense = curriculum_flow_condition(batch, step=2, seed=0, curriculum=curriculum, encoding=encoding)
+    expected = flow_condition_from_dense(tracks[0].numpy(), height, width, **encoding.as_kwargs())
+    torch.testing.assert_close(dense[0], expected[0].float())
+    peaks = {
+        round(curriculum_flow_condition(batch, 3, seed, curriculum, encoding).abs().amax().item(), 4)
+        for seed in range(12)
+    }
+    assert peaks == {1.0, 2.0}  # one track's steps (1 or 2 px) at full height, not 1/(2πσ²) of them

@@ -22,6 +22,7 @@ from imageconductor.training.diffusion_task import DiffusionTrainingTask
 from imageconductor.training.run import build_dataset, build_task, run_training
 from imageconductor.training.stages import StageModels
 from imageconductor.training.trainer import Trainer, find_latest_checkpoint
+from imageconductor.trajectories import FlowEncoding
 
 TINY_MODEL = {
     "block_out_channels": [16, 32],
@@ -397,8 +398,12 @@ def test_make_default_smoke_plan_builds_a_loadable_model(tmp_path, monkeypatch):
     for stage in md.STAGE_ORDER:
         assert f"| {stage} | 1 | 2 |" in card
     assert "texture scale 1, motion scale vae 1, base 1, controlnet 1, camera 1, object 1" in card
+    assert "flow condition: Gaussian sigma 1.5, 9x9, kernel normalised to peak 1" in card
     components = load_components(out)
     assert set(adapter_names(components.flow_controlnet)) == {"camera", "object"}
+    # the controlnet stage's flow encoding, kept by the LoRA stages that load its model
+    assert components.flow_encoding == FlowEncoding(1.5, 9, "peak")
+    assert load_components(tmp_path / "work" / "base" / "final").flow_encoding.is_official
     # the VAE was trained and calibrated, the rest chained through the stages
     assert components.vae.config.scaling_factor != pytest.approx(0.18215)
     # a rerun skips every finished stage

@@ -199,3 +199,36 @@ def test_dense_rejects_non_finite_visible_points() -> None:
         flow_condition_from_dense(np.zeros((1, 2, 2)), 8, 8)
     with pytest.raises(TrajectoryError, match="visibility"):
         flow_condition_from_dense(np.zeros((3, 2, 2)), 8, 8, visibility=np.ones((3, 3), dtype=bool))
+
+
+def test_peak_normalised_encoding_keeps_a_point_displacement_at_its_pixel() -> None:
+    from imageconductor.trajectories import FlowEncoding
+
+    track = [[[40.0, 30.0], [46.0, 28.0]]]  # one step of (+6, -2) written at pixel (30, 40)
+    encoding = FlowEncoding(blur_sigma=2.5, kernel_size=25, kernel_normalization="peak")
+    condition = flow_condition(track, 2, 64, 96, **encoding.as_kwargs())[0, :, 1]
+    np.testing.assert_allclose(condition[:, 30, 40].numpy(), [6.0, -2.0], rtol=1e-6)
+    assert condition.abs().amax().item() == pytest.approx(6.0, rel=1e-6)
+    # The same blur summing to 1 is smaller by the kernel's centre value, 1 / sum(peak kernel).
+    summed = flow_condition(track, 2, 64, 96, blur_sigma=2.5, kernel_size=25)[0, :, 1]
+    ratio = gaussian_kernel(25, 2.5, "peak").sum()
+    torch.testing.assert_close(summed * ratio, condition, rtol=1e-5, atol=1e-6)
+    assert FlowEncoding().is_official and not encoding.is_official
+    assert FlowEncoding.from_dict(None) == FlowEncoding()
+    assert FlowEncoding.from_dict(encoding.as_kwargs()) == encoding
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"kernel_normalization": "max"}, "normalization"),
+        ({"kernel_size": 24}, "odd"),
+        ({"blur_sigma": "wide"}, "blur_sigma"),
+        ({"sigma": 2.0}, "unknown flow encoding key"),
+    ],
+)
+def test_bad_flow_encodings_are_named(settings, message) -> None:
+    from imageconductor.trajectories import FlowEncoding
+
+    with pytest.raises(TrajectoryError, match=message):
+        FlowEncoding.from_dict(settings)

@@ -36,8 +36,9 @@ class ClipDatasetConfig:
     mode: str = "sparse"
     n_min: int = 1
     n_max: int = 8
-    blur_sigma: float = OFFICIAL_BLUR_SIGMA
+    blur_sigma: float | None = OFFICIAL_BLUR_SIGMA
     kernel_size: int = OFFICIAL_KERNEL_SIZE
+    kernel_normalization: str = "sum"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -113,6 +114,7 @@ class TrajectoryClipDataset(Dataset):
             visibility[:, chosen],
             blur_sigma=cfg.blur_sigma,
             kernel_size=cfg.kernel_size,
+            kernel_normalization=cfg.kernel_normalization,
         )[0]
         pixels = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
         return {

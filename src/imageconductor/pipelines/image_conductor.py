@@ -110,7 +110,9 @@ class ImageConductorPipeline(DiffusionPipeline):
 
     Components: ``vae`` (AutoencoderKL), ``text_encoder`` / ``tokenizer`` (CLIP), ``unet`` (video UNet
     with motion modules), ``image_controlnet`` (SparseCtrl-RGB on the first frame), ``flow_controlnet``
-    (motion ControlNet with the LoRA adapters ``camera`` and ``object``), ``scheduler`` (DDIM).
+    (motion ControlNet with the LoRA adapters ``camera`` and ``object``), ``scheduler`` (DDIM). The
+    optional ``flow_encoding`` (see `imageconductor.trajectories.FlowEncoding`, default: the released one)
+    says how drawn tracks are blurred into the motion ControlNet's condition.
 
     Guidance (see :mod:`imageconductor.guidance`):
 
@@ -129,6 +131,8 @@ class ImageConductorPipeline(DiffusionPipeline):
     model_cpu_offload_seq = "text_encoder->image_controlnet->flow_controlnet->unet->vae"
     _optional_components: list[str] = []
     _callback_tensor_inputs = ["latents", "prompt_embeds", "negative_prompt_embeds"]
+    #: ``__init__`` arguments that are plain settings in ``model_index.json``, not components.
+    _setting_names = ("flow_encoding",)
 
     def __init__(
         self,
@@ -139,8 +143,15 @@ class ImageConductorPipeline(DiffusionPipeline):
         image_controlnet: ModelMixin,
         flow_controlnet: ModelMixin,
         scheduler: SchedulerMixin,
+        flow_encoding: dict[str, Any] | None = None,
     ):
         super().__init__()
+        from imageconductor.trajectories import FlowEncoding
+
+        # How this model's motion ControlNet expects tracks to be blurred (None = the released encoding);
+        # kept in model_index.json next to the components.
+        encoding = FlowEncoding.from_dict(flow_encoding)
+        self.register_to_config(flow_encoding=None if encoding.is_official else encoding.as_kwargs())
         self.register_modules(
             vae=vae,
             text_encoder=text_encoder,
@@ -202,8 +213,9 @@ class ImageConductorPipeline(DiffusionPipeline):
 
         Each component is loaded by the class ``model_index.json`` names (only ``diffusers``,
         ``transformers`` and ``imageconductor.*`` classes are imported), with that class's
-        ``from_pretrained`` — which, for the flow ControlNet, restores its LoRA adapters. Components can be
-        passed as keyword arguments instead. A path that is not a local folder goes to diffusers'
+        ``from_pretrained`` — which, for the flow ControlNet, restores its LoRA adapters; the
+        ``flow_encoding`` setting is read from the same file. Components can be passed as keyword arguments
+        instead. A path that is not a local folder goes to diffusers'
         ``DiffusionPipeline.from_pretrained`` unchanged.
         """
         folder = Path(pretrained_model_name_or_path)
@@ -221,6 +233,9 @@ class ImageConductorPipeline(DiffusionPipeline):
                 continue
             if name in kwargs:
                 components[name] = kwargs.pop(name)
+                continue
+            if name in cls._setting_names:
+                components[name] = index.get(name)
                 continue
             entry = index.get(name)
             if (
@@ -290,7 +305,15 @@ class ImageConductorPipeline(DiffusionPipeline):
         from imageconductor.trajectories import flow_condition
 
         trajectory_set = load_trajectory_set(trajectories, width, height)
-        return flow_condition(trajectory_set, num_frames, height, width)  # uses per-track strengths
+        # uses per-track strengths
+        return flow_condition(trajectory_set, num_frames, height, width, **self.flow_encoding.as_kwargs())
+
+    @property
+    def flow_encoding(self) -> Any:
+        """The `imageconductor.trajectories.FlowEncoding` the motion ControlNet was trained with."""
+        from imageconductor.trajectories import FlowEncoding
+
+        return FlowEncoding.from_dict(self.config.get("flow_encoding"))
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """Decode latents ``(B, 4, F, h, w)`` frame by frame to a video ``(B, 3, F, H, W)`` in [0, 1]."""

@@ -17,7 +17,8 @@ The networks are randomly initialised here; stages "vae" and "base" train them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -29,6 +30,7 @@ from imageconductor.models.convert_official import MotionLayout, controlnet_conf
 from imageconductor.models.unet import ImageConductorUNetModel
 from imageconductor.training.config import BaseModelConfig
 from imageconductor.training.tokenizer import build_caption_tokenizer
+from imageconductor.trajectories import FlowEncoding
 
 #: VAE downsampling of SD1.5 (and of the released flow ControlNet's pixel-unshuffle).
 VAE_DOWNSAMPLE = 8
@@ -47,9 +49,12 @@ class ImageToVideoComponents:
     image_controlnet: ImageConductorControlNetModel
     flow_controlnet: ImageConductorControlNetModel
     scheduler: DDIMScheduler
+    #: how tracks are blurred into the flow ControlNet's condition (the pipeline's ``flow_encoding``)
+    flow_encoding: FlowEncoding = field(default_factory=FlowEncoding)
 
     def as_dict(self) -> dict:
-        return dict(self.__dict__)
+        """The pipeline's ``__init__`` arguments."""
+        return {**self.__dict__, "flow_encoding": self.flow_encoding.as_kwargs()}
 
 
 def released_scheduler() -> DDIMScheduler:
@@ -218,7 +223,8 @@ COMPONENT_CLASSES = {
 def load_components(directory: str | Path) -> ImageToVideoComponents:
     """Read a pipeline folder written by `save_components` (``ImageConductorPipeline.save_pretrained``).
 
-    Each sub-folder is read with its class's ``from_pretrained`` (adapters of the flow ControlNet included).
+    Each sub-folder is read with its class's ``from_pretrained`` (adapters of the flow ControlNet included);
+    the flow encoding comes from ``model_index.json``.
     """
     directory = Path(directory)
     if not (directory / "model_index.json").is_file():
@@ -227,4 +233,5 @@ def load_components(directory: str | Path) -> ImageToVideoComponents:
     if missing:
         raise FileNotFoundError(f"model folder {directory} lacks component folder(s): {missing}")
     loaded = {name: cls.from_pretrained(str(directory / name)) for name, cls in COMPONENT_CLASSES.items()}
-    return ImageToVideoComponents(**loaded)
+    index = json.loads((directory / "model_index.json").read_text())
+    return ImageToVideoComponents(**loaded, flow_encoding=FlowEncoding.from_dict(index.get("flow_encoding")))

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from imageconductor.training.config import CurriculumConfig
-from imageconductor.trajectories import flow_condition_from_dense, sample_sparse_tracks
+from imageconductor.trajectories import FlowEncoding, flow_condition_from_dense, sample_sparse_tracks
 
 
 @dataclass
@@ -77,9 +77,14 @@ def is_dense_step(step: int, curriculum: CurriculumConfig) -> bool:
 
 
 def curriculum_flow_condition(
-    batch: TrainingBatch, step: int, seed: int, curriculum: CurriculumConfig
+    batch: TrainingBatch,
+    step: int,
+    seed: int,
+    curriculum: CurriculumConfig,
+    encoding: FlowEncoding | None = None,
 ) -> torch.Tensor:
-    """The ``(B, 2, F, H, W)`` flow condition for this step: dense or sparse tracks, seeded by ``seed``."""
+    """The ``(B, 2, F, H, W)`` flow condition for this step: dense or sparse tracks, seeded by ``seed``,
+    blurred per ``encoding`` (default: the released encoding; the loader's dense condition must match it)."""
     if batch.tracks is None:
         if batch.flow_condition is None:
             raise KeyError("a training batch needs 'tracks' or 'flow_condition' for the trajectory condition")
@@ -104,7 +109,11 @@ def curriculum_flow_condition(
             )
             tracks = tracks[:, chosen]
             visibility = None if visibility is None else visibility[:, chosen]
-        conditions.append(flow_condition_from_dense(tracks, height, width, visibility)[0])
+        conditions.append(
+            flow_condition_from_dense(
+                tracks, height, width, visibility, **(encoding or FlowEncoding()).as_kwargs()
+            )[0]
+        )
     return torch.stack(conditions).float().to(batch.frames.device)
 
 

@@ -26,6 +26,8 @@ from typing import Any, Union
 
 import yaml
 
+from imageconductor.trajectories import FlowEncoding
+
 STAGES = ("vae", "base", "controlnet", "camera", "object")
 DATA_SOURCES = ("synthetic", "shards")
 CLIP_KINDS = ("camera", "object", "mixed")
@@ -78,6 +80,9 @@ class ModelConfig:
     lora_rank: int = 64
     lora_alpha: int | None = None
     base: BaseModelConfig = field(default_factory=BaseModelConfig)
+    #: how tracks are blurred into the flow condition (`trajectories.FlowEncoding`; ``blur_sigma`` a number
+    #: or null). Unset: the pretrained model's encoding, or the released one for a model built from scratch.
+    flow_encoding: FlowEncoding | None = None
 
 
 @dataclass
@@ -312,7 +317,10 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     kwargs = {}
     for name, value in data.items():
         kwargs[name] = _convert(hints[name], value, f"{prefix}{name}")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ValueError as error:  # a section that validates itself (e.g. model.flow_encoding)
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: {error}") from None
 
 
 def _convert(hint: Any, value: Any, key: str) -> Any:

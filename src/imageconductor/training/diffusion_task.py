@@ -257,9 +257,9 @@ class DiffusionTrainingTask(TrainingTask):
         image_cond = image_condition(latents[:, :, :1], num_frames)
         flow_cond = None
         if self.stage != "base":
-            flow_cond = curriculum_flow_condition(data, self.step, seed, self.config.data.curriculum).to(
-                device
-            )
+            flow_cond = curriculum_flow_condition(
+                data, self.step, seed, self.config.data.curriculum, self.components.flow_encoding
+            ).to(device)
         prediction = self.wrapped_denoiser(noisy, timesteps, input_ids, image_cond, flow_cond)
         target = noise
         if self.noise_scheduler.config.prediction_type == "v_prediction":

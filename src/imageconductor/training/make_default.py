@@ -72,9 +72,18 @@ DEFAULT_PLAN: dict[str, Any] = {
             "optim": {"learning_rate": 1.0e-3, "lr_scheduler": "cosine"},
         },
         "base": {"max_steps": 1400},
-        "controlnet": {"max_steps": 1200, "data": {"curriculum": {"dense_steps": 450}}},
-        "camera": {"max_steps": 300, "optim": {"learning_rate": 1.0e-3}},
-        "object": {"max_steps": 300, "optim": {"learning_rate": 1.0e-3}, "loss": {"ortho_weight": 0.1}},
+        # The motion ControlNet learns a blur scaled to the 96x64 frame ("auto": σ 10 x 64/256) whose kernel
+        # peaks at 1: one drawn point reaches it with its displacement in pixels, not 1/628 of it. The
+        # camera and object stages inherit the encoding from the model they load.
+        "controlnet": {
+            "max_steps": 2000,
+            "data": {"curriculum": {"dense_steps": 750}},
+            "model": {
+                "flow_encoding": {"blur_sigma": 2.5, "kernel_size": 25, "kernel_normalization": "peak"}
+            },
+        },
+        "camera": {"max_steps": 400, "optim": {"learning_rate": 1.0e-3}},
+        "object": {"max_steps": 400, "optim": {"learning_rate": 1.0e-3}, "loss": {"ortho_weight": 0.1}},
     },
 }
 
@@ -102,7 +111,13 @@ SMOKE_PLAN: dict[str, Any] = {
         },
         "optim": {"learning_rate": 1.0e-3, "lr_scheduler": "constant"},
     },
-    "stages": {stage: {"max_steps": 2} for stage in STAGE_ORDER},
+    "stages": {
+        **{stage: {"max_steps": 2} for stage in STAGE_ORDER},
+        "controlnet": {
+            "max_steps": 2,
+            "model": {"flow_encoding": {"blur_sigma": 1.5, "kernel_size": 9, "kernel_normalization": "peak"}},
+        },
+    },
 }
 
 
@@ -281,6 +296,7 @@ def model_card(
         f"{base.text_hidden_size}",
         f"- noise: DDIM (released betas), {base.prediction_type}"
         + (", zero terminal SNR (sampling starts at t = 999)" if base.zero_terminal_snr else ""),
+        f"- flow condition: {_encoding_line(configs)}",
         "",
         "## Training",
         "",
@@ -302,6 +318,19 @@ def model_card(
         "",
     ]
     return "\n".join(lines)
+
+
+def _encoding_line(configs: list[TrainingConfig]) -> str:
+    """The flow encoding the plan's last stage ends up with (each stage keeps the loaded one when unset)."""
+    encoding = None
+    for config in configs:
+        encoding = config.model.flow_encoding or encoding
+    if encoding is None or encoding.is_official:
+        return "the released encoding (99x99 Gaussian, sigma 10, summing to 1)"
+    return (
+        f"Gaussian sigma {encoding.blur_sigma}, {encoding.kernel_size}x{encoding.kernel_size}, kernel normalised "
+        f"to {encoding.kernel_normalization} 1 (`flow_encoding` in model_index.json)"
+    )
 
 
 def _mean_of_last(history: list[dict[str, float]], count: int) -> dict[str, float]:

@@ -23,6 +23,7 @@ from imageconductor.training.base_model import (
 from imageconductor.training.config import TrainingConfig
 from imageconductor.training.synthetic_data import SyntheticClipDataset
 from imageconductor.training.trainer import Trainer, TrainingTask, find_latest_checkpoint
+from imageconductor.trajectories import FlowEncoding
 
 logger = logging.getLogger(__name__)
 
@@ -70,11 +71,27 @@ def build_components(config: TrainingConfig) -> ImageToVideoComponents:
         if (flow_path / "flow_controlnet").is_dir():
             flow_path = flow_path / "flow_controlnet"
         components.flow_controlnet = ImageConductorControlNetModel.from_pretrained(str(flow_path))
+    wanted = config.model.flow_encoding
+    if wanted is not None and wanted != components.flow_encoding:
+        if config.stage in ("camera", "object"):
+            logger.warning(
+                "stage %s: model.flow_encoding %s differs from the loaded model's %s, with which its motion "
+                "ControlNet was trained",
+                config.stage,
+                wanted,
+                components.flow_encoding,
+            )
+        components.flow_encoding = wanted
     return components
 
 
-def build_dataset(config: TrainingConfig) -> tuple[Dataset, object]:
-    """``(dataset, collate_fn)`` for the configured source; synthetic clips carry tracks, no flow."""
+def build_dataset(
+    config: TrainingConfig, flow_encoding: FlowEncoding | None = None
+) -> tuple[Dataset, object]:
+    """``(dataset, collate_fn)`` for the configured source; synthetic clips carry tracks, no flow.
+
+    ``flow_encoding`` (default: the released one) is how the shard loader blurs its dense condition.
+    """
     data = config.data
     if data.source == "synthetic":
         kinds = data.kinds if data.kinds is not None else DEFAULT_STAGE_KINDS[config.stage]
@@ -99,7 +116,12 @@ def build_dataset(config: TrainingConfig) -> tuple[Dataset, object]:
     # dense: the task derives sparse conditions from the full track set per the curriculum
     dataset = TrajectoryClipDataset(
         expand_shard_patterns(data.shards),
-        ClipDatasetConfig(num_frames=data.num_frames, mode="dense", seed=config.seed),
+        ClipDatasetConfig(
+            num_frames=data.num_frames,
+            mode="dense",
+            seed=config.seed,
+            **(flow_encoding or FlowEncoding()).as_kwargs(),
+        ),
     )
     return dataset, collate_clips
 
@@ -161,7 +183,7 @@ def run_training(
         )
     components = build_components(config)
     task = build_task(config, components)
-    dataset, collate_fn = build_dataset(config)
+    dataset, collate_fn = build_dataset(config, components.flow_encoding)
     trainer = Trainer(config, task, dataset, collate_fn=collate_fn)
     if checkpoint is not None:
         trainer.load_checkpoint(checkpoint)

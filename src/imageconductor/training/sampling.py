@@ -35,6 +35,7 @@ def write_stage_samples(task: DiffusionTrainingTask, directory: Path, step: int)
         flow="dense",
         texture_scale=config.data.texture_scale,
         motion_scale=config.data.motion_scale,
+        flow_encoding=task.components.flow_encoding,
     )
     components = task.components
     pipeline = ImageConductorPipeline(**components.as_dict())

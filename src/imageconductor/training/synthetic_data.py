@@ -6,7 +6,7 @@ the item follows the training batch contract (per sample, before collation)::
 
     {"frames": float32 (3, F, H, W) in [-1, 1], "caption": str, "kind": str,
      "tracks": float32 (F, N, 2), "visibility": bool (F, N),
-     "flow_condition": float32 (2, F, H, W),          # only with flow="dense"
+     "flow_condition": float32 (2, F, H, W),          # only with flow="dense" (blurred per flow_encoding)
      "sprite_mask": bool (F, H, W)}                    # only with sprite_masks=True: sprite pixels
 
 With ``flow="none"`` the flow condition is left to the training task, which builds it dense or sparse per
@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from imageconductor.synthetic import BACKGROUND, random_clip_spec, render_clip
-from imageconductor.trajectories import flow_condition_from_dense
+from imageconductor.trajectories import FlowEncoding, flow_condition_from_dense
 
 FLOW_MODES = ("none", "dense")
 
@@ -52,6 +52,7 @@ class SyntheticClipDataset(Dataset):
         texture_scale: float = 1.0,
         motion_scale: float = 1.0,
         sprite_masks: bool = False,
+        flow_encoding: FlowEncoding | None = None,
     ) -> None:
         if flow not in FLOW_MODES:
             raise ValueError(f"flow must be one of {list(FLOW_MODES)}, got {flow!r}")
@@ -70,6 +71,7 @@ class SyntheticClipDataset(Dataset):
         self.texture_scale = texture_scale
         self.motion_scale = motion_scale
         self.sprite_masks = sprite_masks
+        self.flow_encoding = flow_encoding or FlowEncoding()
 
     def __len__(self) -> int:
         return self.num_clips
@@ -108,5 +110,7 @@ class SyntheticClipDataset(Dataset):
             layers = np.stack([clip.layer_map(frame) for frame in range(self.num_frames)])
             item["sprite_mask"] = torch.from_numpy(layers != BACKGROUND)
         if self.flow == "dense":
-            item["flow_condition"] = flow_condition_from_dense(positions, self.height, self.width, visible)[0]
+            item["flow_condition"] = flow_condition_from_dense(
+                positions, self.height, self.width, visible, **self.flow_encoding.as_kwargs()
+            )[0]
         return item

@@ -17,6 +17,7 @@ from imageconductor.trajectories.examples import example_trajectories, list_exam
 from imageconductor.trajectories.flow import (
     OFFICIAL_BLUR_SIGMA,
     OFFICIAL_KERNEL_SIZE,
+    FlowEncoding,
     blur_parameters,
     check_dense_tracks,
     displacement_maps,
@@ -44,6 +45,7 @@ __all__ = [
     "CAMERA_PRESETS",
     "DEFAULT_IMAGE_SIZE",
     "FORMAT_VERSION",
+    "FlowEncoding",
     "MAX_TRACKS",
     "OFFICIAL_BLUR_SIGMA",
     "OFFICIAL_KERNEL_SIZE",

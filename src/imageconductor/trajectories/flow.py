@@ -5,11 +5,16 @@ at the single pixel ``[int(y), int(x)]`` of the current point (later tracks over
 nothing is summed), each frame is filtered with a 99×99 Gaussian (σ = 10, normalised to sum 1) by
 ``cv2.filter2D`` with its default border (``BORDER_REFLECT_101``), and a zero frame is put first.
 The work is done in float64, as there, and the result is cast to float32.
+
+A model may be trained with another encoding (`FlowEncoding`): the embedded default model, 96×64 and
+trained for an hour, uses a blur scaled to its frame and a kernel whose peak is 1, so that one drawn
+point reaches the network with its displacement in pixels instead of 1/628 of it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import cv2
@@ -29,6 +34,8 @@ _PLANES_PER_CALL = 4
 
 OutOfBounds = Literal["clip", "skip"]
 BlurSigma = float | Literal["auto"] | None
+KernelNormalization = Literal["sum", "peak"]
+KERNEL_NORMALIZATIONS = ("sum", "peak")
 
 
 def _check_size(height: int, width: int) -> tuple[int, int]:
@@ -39,9 +46,16 @@ def _check_size(height: int, width: int) -> tuple[int, int]:
 
 
 def gaussian_kernel(
-    kernel_size: int = OFFICIAL_KERNEL_SIZE, sigma: float = OFFICIAL_BLUR_SIGMA
+    kernel_size: int = OFFICIAL_KERNEL_SIZE,
+    sigma: float = OFFICIAL_BLUR_SIGMA,
+    normalization: KernelNormalization = "sum",
 ) -> np.ndarray:
-    """Isotropic 2-D Gaussian ``(kernel_size, kernel_size)`` float64 kernel normalised to sum 1."""
+    """Isotropic 2-D Gaussian ``(kernel_size, kernel_size)`` float64 kernel normalised to sum 1
+    (``normalization="sum"``, the released code) or to a centre value of 1 (``"peak"``)."""
+    if normalization not in KERNEL_NORMALIZATIONS:
+        raise TrajectoryError(
+            f"kernel normalization is {normalization!r}; expected one of {list(KERNEL_NORMALIZATIONS)}"
+        )
     if isinstance(kernel_size, bool) or not isinstance(kernel_size, (int, np.integer)) or kernel_size < 1:
         raise TrajectoryError(f"kernel_size is {kernel_size!r}; expected a positive odd whole number")
     if kernel_size % 2 == 0:
@@ -54,7 +68,8 @@ def gaussian_kernel(
     ):
         raise TrajectoryError(f"blur sigma is {sigma!r}; expected a positive number")
     column = cv2.getGaussianKernel(int(kernel_size), float(sigma), cv2.CV_64F)
-    return column @ column.T
+    kernel = column @ column.T
+    return kernel / kernel[kernel_size // 2, kernel_size // 2] if normalization == "peak" else kernel
 
 
 def blur_parameters(
@@ -88,10 +103,13 @@ def blur_parameters(
 
 
 def gaussian_blur_maps(
-    maps: np.ndarray, sigma: float = OFFICIAL_BLUR_SIGMA, kernel_size: int = OFFICIAL_KERNEL_SIZE
+    maps: np.ndarray,
+    sigma: float = OFFICIAL_BLUR_SIGMA,
+    kernel_size: int = OFFICIAL_KERNEL_SIZE,
+    normalization: KernelNormalization = "sum",
 ) -> np.ndarray:
     """Filter every ``(H, W)`` plane of ``maps (..., H, W)`` with the Gaussian (float64, reflect-101 border)."""
-    kernel = gaussian_kernel(kernel_size, sigma)
+    kernel = gaussian_kernel(kernel_size, sigma, normalization)
     maps = np.asarray(maps, dtype=np.float64)
     planes = maps.reshape(-1, *maps.shape[-2:])
     blurred = np.empty_like(planes)
@@ -199,12 +217,17 @@ def displacement_maps(
 
 
 def _condition_tensor(
-    maps: np.ndarray, height: int, width: int, blur_sigma: BlurSigma, kernel_size: int
+    maps: np.ndarray,
+    height: int,
+    width: int,
+    blur_sigma: BlurSigma,
+    kernel_size: int,
+    kernel_normalization: KernelNormalization,
 ) -> torch.Tensor:
     """Blur ``(L-1, 2, H, W)`` maps, prepend a zero frame and return ``(1, 2, L, H, W)`` float32."""
     blur = blur_parameters(height, width, blur_sigma, kernel_size)
     if blur is not None:
-        maps = gaussian_blur_maps(maps, *blur)
+        maps = gaussian_blur_maps(maps, *blur, kernel_normalization)
     frames = np.concatenate([np.zeros_like(maps[:1]), maps], axis=0)
     condition = frames.transpose(1, 0, 2, 3)[None].astype(np.float32)
     return torch.from_numpy(np.ascontiguousarray(condition))
@@ -227,6 +250,7 @@ def flow_condition(
     strengths: Sequence[float] | None = None,
     blur_sigma: BlurSigma = OFFICIAL_BLUR_SIGMA,
     kernel_size: int = OFFICIAL_KERNEL_SIZE,
+    kernel_normalization: KernelNormalization = "sum",
     out_of_bounds: OutOfBounds = "clip",
     max_tracks: int | None = MAX_TRACKS,
 ) -> torch.Tensor:
@@ -241,6 +265,7 @@ def flow_condition(
         blur_sigma: Gaussian σ (official 10), ``"auto"`` to scale σ and kernel with the resolution
             (see :func:`blur_parameters`), or ``None`` for the raw sparse maps.
         kernel_size: Gaussian kernel size (official 99).
+        kernel_normalization: ``"sum"`` (official: the kernel sums to 1) or ``"peak"`` (centre value 1).
         out_of_bounds: see :func:`displacement_maps`.
         max_tracks: largest allowed number of tracks (``None``: no limit).
 
@@ -253,7 +278,7 @@ def flow_condition(
         strengths = trajectories.strengths
     resampled = [resample_track(track, num_frames) for track in trajectories.tracks]
     maps = displacement_maps(resampled, height, width, strengths=strengths, out_of_bounds=out_of_bounds)
-    return _condition_tensor(maps, height, width, blur_sigma, kernel_size)
+    return _condition_tensor(maps, height, width, blur_sigma, kernel_size, kernel_normalization)
 
 
 def check_dense_tracks(tracks: Any, visibility: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -308,6 +333,7 @@ def flow_condition_from_dense(
     strengths: Sequence[float] | None = None,
     blur_sigma: BlurSigma = OFFICIAL_BLUR_SIGMA,
     kernel_size: int = OFFICIAL_KERNEL_SIZE,
+    kernel_normalization: KernelNormalization = "sum",
     out_of_bounds: OutOfBounds = "skip",
 ) -> torch.Tensor:
     """The condition ``(1, 2, T, H, W)`` for tracks that already have one position per frame.
@@ -319,4 +345,41 @@ def flow_condition_from_dense(
     maps = displacement_maps_from_dense(
         tracks, height, width, visibility, strengths=strengths, out_of_bounds=out_of_bounds
     )
-    return _condition_tensor(maps, height, width, blur_sigma, kernel_size)
+    return _condition_tensor(maps, height, width, blur_sigma, kernel_size, kernel_normalization)
+
+
+@dataclass(frozen=True)
+class FlowEncoding:
+    """How a motion ControlNet expects displacements to be blurred: part of a trained model's contract.
+
+    The defaults are the released encoding (σ = 10, 99×99 kernel summing to 1). ``blur_sigma`` may be
+    ``None`` (no blur) or ``"auto"`` (see `blur_parameters`). ``as_kwargs()`` gives the keyword arguments
+    of `flow_condition` / `flow_condition_from_dense`.
+    """
+
+    blur_sigma: float | str | None = OFFICIAL_BLUR_SIGMA
+    kernel_size: int = OFFICIAL_KERNEL_SIZE
+    kernel_normalization: str = "sum"
+
+    def __post_init__(self) -> None:
+        blur = blur_parameters(REFERENCE_SIZE[1], REFERENCE_SIZE[0], self.blur_sigma, self.kernel_size)
+        sigma, size = blur if blur is not None else (1.0, self.kernel_size)
+        gaussian_kernel(size, sigma, self.kernel_normalization)  # validates σ, size and normalisation
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> FlowEncoding:
+        """``None`` or ``{}`` → the released encoding; unknown keys raise `TrajectoryError`."""
+        data = dict(data or {})
+        unknown = sorted(set(data) - {"blur_sigma", "kernel_size", "kernel_normalization"})
+        if unknown:
+            raise TrajectoryError(f"unknown flow encoding key(s) {unknown}")
+        return cls(**data)
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """``blur_sigma``, ``kernel_size``, ``kernel_normalization`` as keyword arguments."""
+        return asdict(self)
+
+    @property
+    def is_official(self) -> bool:
+        """Whether this is the released encoding."""
+        return self == FlowEncoding()
