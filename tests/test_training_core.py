@@ -125,6 +125,10 @@ def test_config_overrides_and_errors(tmp_path):
         TrainingConfig.from_dict(
             {"stage": "base", "model": {"flow_encoding": {"kernel_normalization": "max"}}}
         )
+    auto = TrainingConfig.from_dict({"stage": "base", "model": {"flow_encoding": {"blur_sigma": "auto"}}})
+    assert auto.model.flow_encoding.blur_sigma == "auto"
+    with pytest.raises(ConfigError, match="blur_sigma is 'wide'"):
+        TrainingConfig.from_dict({"stage": "base", "model": {"flow_encoding": {"blur_sigma": "wide"}}})
     encoded = TrainingConfig.from_dict({"stage": "base", "model": {"flow_encoding": {"blur_sigma": 2}}})
     assert encoded.model.flow_encoding.as_kwargs() == {
         "blur_sigma": 2.0,

@@ -80,8 +80,8 @@ class ModelConfig:
     lora_rank: int = 64
     lora_alpha: int | None = None
     base: BaseModelConfig = field(default_factory=BaseModelConfig)
-    #: how tracks are blurred into the flow condition (`trajectories.FlowEncoding`; ``blur_sigma`` a number
-    #: or null). Unset: the pretrained model's encoding, or the released one for a model built from scratch.
+    #: how tracks are blurred into the flow condition (`trajectories.FlowEncoding`; ``blur_sigma`` a number,
+    #: "auto" or null). Unset: the pretrained model's encoding, or the released one for a model from scratch.
     flow_encoding: FlowEncoding | None = None
 
 
@@ -329,7 +329,12 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
         options = [arg for arg in typing.get_args(hint) if arg is not type(None)]
         if value is None:
             return None
-        return _convert(options[0], value, key)
+        for option in options[:-1]:
+            try:
+                return _convert(option, value, key)
+            except ConfigError:
+                continue
+        return _convert(options[-1], value, key)
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, f"{key}.")
     if origin is list:
