@@ -18,7 +18,7 @@ The networks are randomly initialised here; stages "vae" and "base" train them.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -30,7 +30,7 @@ from imageconductor.models.convert_official import MotionLayout, controlnet_conf
 from imageconductor.models.unet import ImageConductorUNetModel
 from imageconductor.training.config import BaseModelConfig
 from imageconductor.training.tokenizer import build_caption_tokenizer
-from imageconductor.trajectories import FlowEncoding
+from imageconductor.trajectories import RELEASED_FLOW_ENCODING, FlowEncoding
 
 #: VAE downsampling of SD1.5 (and of the released flow ControlNet's pixel-unshuffle).
 VAE_DOWNSAMPLE = 8
@@ -50,7 +50,7 @@ class ImageToVideoComponents:
     flow_controlnet: ImageConductorControlNetModel
     scheduler: DDIMScheduler
     #: how tracks are blurred into the flow ControlNet's condition (the pipeline's ``flow_encoding``)
-    flow_encoding: FlowEncoding = field(default_factory=FlowEncoding)
+    flow_encoding: FlowEncoding = RELEASED_FLOW_ENCODING
 
     def as_dict(self) -> dict:
         """The pipeline's ``__init__`` arguments."""

@@ -23,7 +23,12 @@ import numpy as np
 import torch
 
 from imageconductor.training.config import CurriculumConfig
-from imageconductor.trajectories import FlowEncoding, flow_condition_from_dense, sample_sparse_tracks
+from imageconductor.trajectories import (
+    RELEASED_FLOW_ENCODING,
+    FlowEncoding,
+    flow_condition_from_dense,
+    sample_sparse_tracks,
+)
 
 
 @dataclass
@@ -81,10 +86,10 @@ def curriculum_flow_condition(
     step: int,
     seed: int,
     curriculum: CurriculumConfig,
-    encoding: FlowEncoding | None = None,
+    encoding: FlowEncoding = RELEASED_FLOW_ENCODING,
 ) -> torch.Tensor:
     """The ``(B, 2, F, H, W)`` flow condition for this step: dense or sparse tracks, seeded by ``seed``,
-    blurred per ``encoding`` (default: the released encoding; the loader's dense condition must match it)."""
+    blurred per ``encoding`` (the loader's dense condition must match it)."""
     if batch.tracks is None:
         if batch.flow_condition is None:
             raise KeyError("a training batch needs 'tracks' or 'flow_condition' for the trajectory condition")
@@ -110,9 +115,7 @@ def curriculum_flow_condition(
             tracks = tracks[:, chosen]
             visibility = None if visibility is None else visibility[:, chosen]
         conditions.append(
-            flow_condition_from_dense(
-                tracks, height, width, visibility, **(encoding or FlowEncoding()).as_kwargs()
-            )[0]
+            flow_condition_from_dense(tracks, height, width, visibility, **encoding.as_kwargs())[0]
         )
     return torch.stack(conditions).float().to(batch.frames.device)
 

@@ -23,7 +23,7 @@ from imageconductor.training.base_model import (
 from imageconductor.training.config import TrainingConfig
 from imageconductor.training.synthetic_data import SyntheticClipDataset
 from imageconductor.training.trainer import Trainer, TrainingTask, find_latest_checkpoint
-from imageconductor.trajectories import FlowEncoding
+from imageconductor.trajectories import RELEASED_FLOW_ENCODING, FlowEncoding
 
 logger = logging.getLogger(__name__)
 
@@ -86,11 +86,11 @@ def build_components(config: TrainingConfig) -> ImageToVideoComponents:
 
 
 def build_dataset(
-    config: TrainingConfig, flow_encoding: FlowEncoding | None = None
+    config: TrainingConfig, flow_encoding: FlowEncoding = RELEASED_FLOW_ENCODING
 ) -> tuple[Dataset, object]:
     """``(dataset, collate_fn)`` for the configured source; synthetic clips carry tracks, no flow.
 
-    ``flow_encoding`` (default: the released one) is how the shard loader blurs its dense condition.
+    ``flow_encoding`` is how the shard loader blurs its dense condition.
     """
     data = config.data
     if data.source == "synthetic":
@@ -120,7 +120,7 @@ def build_dataset(
             num_frames=data.num_frames,
             mode="dense",
             seed=config.seed,
-            **(flow_encoding or FlowEncoding()).as_kwargs(),
+            **flow_encoding.as_kwargs(),
         ),
     )
     return dataset, collate_clips

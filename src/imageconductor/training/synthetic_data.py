@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from imageconductor.synthetic import BACKGROUND, random_clip_spec, render_clip
-from imageconductor.trajectories import FlowEncoding, flow_condition_from_dense
+from imageconductor.trajectories import RELEASED_FLOW_ENCODING, FlowEncoding, flow_condition_from_dense
 
 FLOW_MODES = ("none", "dense")
 
@@ -52,7 +52,7 @@ class SyntheticClipDataset(Dataset):
         texture_scale: float = 1.0,
         motion_scale: float = 1.0,
         sprite_masks: bool = False,
-        flow_encoding: FlowEncoding | None = None,
+        flow_encoding: FlowEncoding = RELEASED_FLOW_ENCODING,
     ) -> None:
         if flow not in FLOW_MODES:
             raise ValueError(f"flow must be one of {list(FLOW_MODES)}, got {flow!r}")
@@ -71,7 +71,7 @@ class SyntheticClipDataset(Dataset):
         self.texture_scale = texture_scale
         self.motion_scale = motion_scale
         self.sprite_masks = sprite_masks
-        self.flow_encoding = flow_encoding or FlowEncoding()
+        self.flow_encoding = flow_encoding
 
     def __len__(self) -> int:
         return self.num_clips

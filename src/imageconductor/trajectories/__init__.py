@@ -17,6 +17,7 @@ from imageconductor.trajectories.examples import example_trajectories, list_exam
 from imageconductor.trajectories.flow import (
     OFFICIAL_BLUR_SIGMA,
     OFFICIAL_KERNEL_SIZE,
+    RELEASED_FLOW_ENCODING,
     FlowEncoding,
     blur_parameters,
     check_dense_tracks,
@@ -49,6 +50,7 @@ __all__ = [
     "MAX_TRACKS",
     "OFFICIAL_BLUR_SIGMA",
     "OFFICIAL_KERNEL_SIZE",
+    "RELEASED_FLOW_ENCODING",
     "TRACK_KINDS",
     "TrajectoryError",
     "TrajectorySet",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import cv2
 import numpy as np
@@ -35,7 +35,7 @@ _PLANES_PER_CALL = 4
 OutOfBounds = Literal["clip", "skip"]
 BlurSigma = float | Literal["auto"] | None
 KernelNormalization = Literal["sum", "peak"]
-KERNEL_NORMALIZATIONS = ("sum", "peak")
+KERNEL_NORMALIZATIONS: tuple[str, ...] = get_args(KernelNormalization)
 
 
 def _check_size(height: int, width: int) -> tuple[int, int]:
@@ -382,4 +382,8 @@ class FlowEncoding:
     @property
     def is_official(self) -> bool:
         """Whether this is the released encoding."""
-        return self == FlowEncoding()
+        return self == RELEASED_FLOW_ENCODING
+
+
+#: The encoding of the released code (and the default wherever an encoding is optional).
+RELEASED_FLOW_ENCODING = FlowEncoding()
