@@ -21,7 +21,7 @@ of the clip), tracks it with the project's tracker and scores it (see docs/evalu
 Besides the motion metrics, each row reports the first-frame error: the mean absolute difference (0..255)
 between the video's first frame (as saved, MP4) and the input image — how well the model keeps the
 image it animates. Results, videos and per-run reports go to ``--out`` (a rerun reuses finished cases);
-the Markdown table is printed and written to ``--table``.
+the Markdown table is printed, written to ``--table`` and, with ``--update-card``, into the model card.
 """
 
 from __future__ import annotations
@@ -102,8 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seeds", type=_seed_range, default=range(10_000, 10_020), help="START:STOP")
     parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--guidance-scale", type=float, default=7.5, help="text CFG scale (default 7.5)")
     parser.add_argument("--out", type=Path, default=Path("eval-default-model"))
     parser.add_argument("--table", type=Path, default=None, help="also write the Markdown table here")
+    parser.add_argument(
+        "--update-card",
+        action="store_true",
+        help="also write the table into the model card (README.md of --model)",
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -150,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                 height=height,
                 width=width,
                 num_inference_steps=args.steps,
+                guidance_scale=args.guidance_scale,
                 camera_free_guidance=row.get("cfg_traj"),
                 flow_conditioning_scale=row.get("flow_scale", 1.0),
                 seed=0,
@@ -162,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
 
     lines = [
         f"Held-out synthetic clips: seeds {args.seeds.start}..{args.seeds.stop - 1} ({len(args.seeds)} per suite), "
-        f"{frames} frames at {width}x{height}, {args.steps} DDIM steps, CFG 7.5, seed 0; pixels of the "
+        f"{frames} frames at {width}x{height}, {args.steps} DDIM steps, CFG {args.guidance_scale:g}, seed 0; pixels of the "
         f"{width}x{height} frame.",
         "",
         "| row | suite | mode | motion error px (ObjMC / CamMC) | background motion / trajectory length | "
@@ -179,6 +186,13 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "summaries.json").write_text(json.dumps(summaries, indent=1, default=str))
     if args.table:
         args.table.write_text(table)
+    if args.update_card:
+        from imageconductor.training.make_default import write_card_metrics
+
+        command = "python scripts/evaluate_default_model.py " + " ".join(
+            argv if argv is not None else sys.argv[1:]
+        )
+        write_card_metrics(args.model, table, command)
     return 0
 
 

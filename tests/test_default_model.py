@@ -39,6 +39,10 @@ def test_default_model_is_small_documented_and_states_its_size(model_dir):
     assert {"num_frames", "height", "width"} <= set(info)
     card = (model_dir / "README.md").read_text()
     assert "make_default" in card and "| vae |" in card and "| object |" in card
+    # the card carries the measured table (scripts/evaluate_default_model.py --update-card)
+    metrics = card.partition("## Metrics")[2]
+    assert "| ObjMC, object mode | synthetic-object | object |" in metrics
+    assert "| CamMC, camera mode | synthetic-camera | camera |" in metrics
 
 
 @pytest.mark.parametrize("kind", ["object", "camera"])

@@ -418,6 +418,16 @@ def test_make_default_smoke_plan_builds_a_loadable_model(tmp_path, monkeypatch):
     assert adapter_names(load_components(early).flow_controlnet) == []
     with pytest.raises(ValueError, match="until must be one of"):
         md.make_default(tmp_path / "x", md.SMOKE_PLAN, tmp_path / "work", until="lora")
+    # measured metrics replace the card's placeholder section, and a second measurement replaces the first
+    assert "Not measured yet" in card
+    md.write_card_metrics(early, "| row | ObjMC |\n|---|---|\n| a | 1.00 |\n", "evaluate --first")
+    md.write_card_metrics(early, "| row | ObjMC |\n|---|---|\n| b | 2.00 |\n", "evaluate --second")
+    card = (early / "README.md").read_text()
+    assert card.count("## Metrics") == 1 and "Not measured yet" not in card
+    assert "| b | 2.00 |" in card and "`evaluate --second`" in card and "| a | 1.00 |" not in card
+    assert "| controlnet | 1 | 2 |" in card  # the training table stays
+    with pytest.raises(FileNotFoundError, match="no model card"):
+        md.write_card_metrics(tmp_path / "x", "table", "cmd")
 
 
 def test_default_plan_file_matches_the_built_in_plan():
