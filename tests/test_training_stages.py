@@ -399,6 +399,8 @@ def test_make_default_smoke_plan_builds_a_loadable_model(tmp_path, monkeypatch):
         assert f"| {stage} | 1 | 2 |" in card
     assert "texture scale 1, motion scale vae 1, base 1, controlnet 1, camera 1, object 1" in card
     assert "flow condition: Gaussian sigma 1.5, 9x9, kernel normalised to peak 1" in card
+    # no path of the build machine is shipped in the component configs
+    assert str(tmp_path) not in "".join(f.read_text() for f in out.rglob("*.json"))
     components = load_components(out)
     assert set(adapter_names(components.flow_controlnet)) == {"camera", "object"}
     # the controlnet stage's flow encoding, kept by the LoRA stages that load its model

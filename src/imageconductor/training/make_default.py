@@ -223,6 +223,7 @@ def make_default(
     temporary = out.with_name(out.name + ".tmp")
     shutil.rmtree(temporary, ignore_errors=True)
     shutil.copytree(final, temporary)
+    drop_build_paths(temporary)
     data = configs[-1].data
     info = {
         "num_frames": data.num_frames,
@@ -322,6 +323,15 @@ def model_card(
         "",
     ]
     return "\n".join(lines)
+
+
+def drop_build_paths(folder: Path) -> None:
+    """Remove ``_name_or_path`` (where a component was last loaded from: a path on the build machine)
+    from the component configs in ``folder``; diffusers sets it again on every load."""
+    for config_file in folder.glob("*/config.json"):
+        config = json.loads(config_file.read_text())
+        if config.pop("_name_or_path", None) is not None:
+            config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def write_card_metrics(folder: str | Path, table: str, command: str) -> Path:
