@@ -79,6 +79,18 @@ def test_items_hold_the_right_frames_and_the_dense_condition(shard_dir):
     assert item["flow_condition"][:, 0].abs().max() == 0  # zero first frame
     assert item["flow_condition"].abs().sum() > 0
     assert len(item["track_indices"]) == 64
+    # another flow encoding (a model trained with a peak-1 kernel) blurs the same tracks its way
+    peak = _dataset(shard_dir, mode="dense", kernel_normalization="peak")[1]["flow_condition"]
+    expected_peak = flow_condition_from_dense(
+        sample.tracks[indices],
+        HEIGHT,
+        WIDTH,
+        sample.visibility[indices],
+        **SMALL_BLUR,
+        kernel_normalization="peak",
+    )[0]
+    torch.testing.assert_close(peak, expected_peak.float())
+    assert peak.abs().max() > 2 * item["flow_condition"].abs().max()
 
 
 def _clip_bytes(dataset, index):
@@ -150,6 +162,11 @@ def test_stream_splits_between_ranks_without_overlap(shard_dir):
 def test_loader_errors(shard_dir, tmp_path):
     with pytest.raises(ValueError, match="mode"):
         ClipDatasetConfig(mode="medium")
+    # the flow encoding is checked when the config is made, not at the first item
+    with pytest.raises(ValueError, match="normalization"):
+        ClipDatasetConfig(kernel_normalization="max")
+    with pytest.raises(ValueError, match="odd"):
+        ClipDatasetConfig(kernel_size=10)
     with pytest.raises(ShardFormatError, match="not found"):
         TrajectoryClipDataset(tmp_path / "missing.tar")
     with pytest.raises(ValueError, match="frames"):

@@ -20,6 +20,7 @@ from imageconductor.data.shard_reader import SampleLocation, index_shard, load_s
 from imageconductor.trajectories import (
     OFFICIAL_BLUR_SIGMA,
     OFFICIAL_KERNEL_SIZE,
+    FlowEncoding,
     flow_condition_from_dense,
     sample_sparse_tracks,
 )
@@ -36,7 +37,8 @@ class ClipDatasetConfig:
     mode: str = "sparse"
     n_min: int = 1
     n_max: int = 8
-    blur_sigma: float | None = OFFICIAL_BLUR_SIGMA
+    #: the next three fields are the flow encoding (`flow_encoding`); the released one by default
+    blur_sigma: float | str | None = OFFICIAL_BLUR_SIGMA
     kernel_size: int = OFFICIAL_KERNEL_SIZE
     kernel_normalization: str = "sum"
     seed: int = 0
@@ -50,6 +52,12 @@ class ClipDatasetConfig:
             raise ValueError(f"frame_stride must be >= 1, got {self.frame_stride}")
         if not 0 <= self.n_min <= self.n_max:
             raise ValueError(f"need 0 <= n_min <= n_max, got n_min={self.n_min}, n_max={self.n_max}")
+        _ = self.flow_encoding  # checks the three encoding fields now rather than at the first item
+
+    @property
+    def flow_encoding(self) -> FlowEncoding:
+        """``blur_sigma``, ``kernel_size`` and ``kernel_normalization`` as one `FlowEncoding`."""
+        return FlowEncoding(self.blur_sigma, self.kernel_size, self.kernel_normalization)
 
 
 class TrajectoryClipDataset(Dataset):
@@ -112,9 +120,7 @@ class TrajectoryClipDataset(Dataset):
             height,
             width,
             visibility[:, chosen],
-            blur_sigma=cfg.blur_sigma,
-            kernel_size=cfg.kernel_size,
-            kernel_normalization=cfg.kernel_normalization,
+            **cfg.flow_encoding.as_kwargs(),
         )[0]
         pixels = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
         return {
