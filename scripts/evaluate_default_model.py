@@ -13,8 +13,9 @@ of the clip), tracks it with the project's tracker and scores it (see docs/evalu
   camera LoRA vs under the object LoRA (the same trajectories);
 * camera-free guidance, object clips in object mode: λ_traj 1.0 vs 2.0 (camera leakage = background
   fraction);
-* reference rows, no model: the held-out clip itself (what the tracker makes of the exact motion: the
-  floor of each metric) and its first frame held still (what no motion at all scores);
+* reference rows, no diffusion: the held-out clip itself (what the tracker makes of the exact motion:
+  the floor of each metric), its first frame held still (what no motion at all scores) and the clip
+  through the model's VAE (encoded and decoded: the floor for any model that draws through that VAE);
 * ablations: other model folders (``--ablation no-ortho=DIR``) in object mode, or in another mode with
   ``@MODE`` (``--ablation sparse-only=DIR@none`` for a motion ControlNet trained without LoRA stages).
 
@@ -43,8 +44,20 @@ def _rows(ablations: dict[str, tuple[Path, str]]) -> list[dict]:
     rows = [
         {"name": "reference: the held-out clip itself", "suite": "object", "mode": "-", "video": "clip"},
         {"name": "reference: first frame held still", "suite": "object", "mode": "-", "video": "still"},
+        {
+            "name": "reference: the held-out clip through the VAE",
+            "suite": "object",
+            "mode": "-",
+            "video": "vae",
+        },
         {"name": "reference: the held-out clip itself", "suite": "camera", "mode": "-", "video": "clip"},
         {"name": "reference: first frame held still", "suite": "camera", "mode": "-", "video": "still"},
+        {
+            "name": "reference: the held-out clip through the VAE",
+            "suite": "camera",
+            "mode": "-",
+            "video": "vae",
+        },
         {"name": "ObjMC, object mode", "suite": "object", "mode": "object"},
         {"name": "ObjMC, control off", "suite": "object", "mode": "none", "flow_scale": 0.0},
         {"name": "ObjMC, motion ControlNet without LoRA", "suite": "object", "mode": "none"},
@@ -78,6 +91,22 @@ def _still_video(case):
     return np.repeat(case.image[None], len(case.reference), axis=0)
 
 
+class _VaeRoundTrip:
+    """The held-out clip encoded and decoded by a VAE: the best any model with that VAE can draw."""
+
+    def __init__(self, vae) -> None:
+        self.vae = vae
+
+    def __call__(self, case):
+        import numpy as np
+        import torch
+
+        frames = torch.from_numpy(case.reference).permute(0, 3, 1, 2).float() / 127.5 - 1
+        decoded = self.vae.decode(self.vae.encode(frames).latent_dist.mean).sample
+        pixels = (decoded.clamp(-1, 1) + 1) * 127.5
+        return pixels.round().permute(0, 2, 3, 1).numpy().astype(np.uint8)
+
+
 def _first_frame_error(run, cases, run_dir: Path) -> float:
     """Mean absolute difference (0..255) between each saved video's first frame and its input image."""
     import numpy as np
@@ -101,6 +130,12 @@ def main(argv: list[str] | None = None) -> int:
         help="NAME=DIR[@MODE] of another model folder (mode: object)",
     )
     parser.add_argument("--seeds", type=_seed_range, default=range(10_000, 10_020), help="START:STOP")
+    parser.add_argument(
+        "--motion-scale",
+        type=float,
+        default=None,
+        help="speeds of the held-out clips (default: the model's own synthetic world)",
+    )
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--guidance-scale", type=float, default=7.5, help="text CFG scale (default 7.5)")
     parser.add_argument("--out", type=Path, default=Path("eval-default-model"))
@@ -130,11 +165,20 @@ def main(argv: list[str] | None = None) -> int:
     frames, height, width = info["num_frames"], info["height"], info["width"]
     # the synthetic world the model was trained on
     world = {"texture_scale": info.get("texture_scale", 1.0), "motion_scale": info.get("motion_scale", 1.0)}
+    if args.motion_scale is not None:
+        world["motion_scale"] = args.motion_scale
     suites = {
         kind: synthetic_clip_suite(kind, args.seeds, frames, width, height, **world)
         for kind in ("object", "camera")
     }
     pipes: dict[Path, ImageConductorPipeline] = {}
+
+    def pipeline(folder: Path) -> ImageConductorPipeline:
+        if folder not in pipes:
+            pipes[folder] = ImageConductorPipeline.from_pretrained(folder)
+            pipes[folder].set_progress_bar_config(disable=True)
+        return pipes[folder]
+
     summaries = []
     for row in _rows(ablations):
         suite, cases = suites[row["suite"]]
@@ -142,15 +186,13 @@ def main(argv: list[str] | None = None) -> int:
         label = label.replace("λ_traj=", "lt")
         extra = {}
         if "video" in row:
-            generate = _reference_video if row["video"] == "clip" else _still_video
+            references = {"clip": _reference_video, "still": _still_video}
+            generate = references.get(row["video"]) or _VaeRoundTrip(pipeline(args.model).vae)
         else:
             folder = row.get("model", args.model)
             extra["model"] = str(folder)
-            if folder not in pipes:
-                pipes[folder] = ImageConductorPipeline.from_pretrained(folder)
-                pipes[folder].set_progress_bar_config(disable=True)
             generate = PipelineGenerator(
-                pipes[folder],
+                pipeline(folder),
                 mode=row["mode"],
                 num_frames=frames,
                 height=height,
@@ -169,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
 
     lines = [
         f"Held-out synthetic clips: seeds {args.seeds.start}..{args.seeds.stop - 1} ({len(args.seeds)} per suite), "
-        f"{frames} frames at {width}x{height}, {args.steps} DDIM steps, CFG {args.guidance_scale:g}, seed 0; pixels of the "
+        f"{frames} frames at {width}x{height}, motion scale {world['motion_scale']:g}, {args.steps} DDIM steps, CFG {args.guidance_scale:g}, seed 0; pixels of the "
         f"{width}x{height} frame.",
         "",
         "| row | suite | mode | motion error px (ObjMC / CamMC) | background motion / trajectory length | "

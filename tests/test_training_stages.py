@@ -576,3 +576,43 @@ def test_vae_sprite_weight_counts_sprite_pixels_more(base_model_dir, tmp_path):
     assert task.compute_losses(batch, seed=0)["reconstruction"].item() == pytest.approx(0.25 * 0.5)
     with pytest.raises(ConfigError, match="vae_sprite_weight"):
         stage_config("vae", tmp_path / "x", base_model_dir, loss={"vae_sprite_weight": -1.0})
+
+
+def test_vae_latent_channels_setting_reaches_the_unet_the_image_controlnet_and_the_pipeline(tmp_path):
+    """A base model with 8 latent channels: the UNet denoises 8 channels, the image ControlNet reads the
+    8-channel first-frame latents, and the pipeline samples and decodes such latents."""
+    from imageconductor.pipelines.image_conductor import ImageConductorPipeline
+    from imageconductor.training.config import BaseModelConfig
+
+    components = build_base_components(
+        BaseModelConfig(**TINY_MODEL, vae_latent_channels=8), seed=0, captions=CAPTIONS
+    )
+    assert components.unet.config.in_channels == components.unet.config.out_channels == 8
+    assert components.image_controlnet.config.conditioning_channels == 8
+    with torch.no_grad():  # let the image ControlNet's residuals reach the UNet
+        for module in components.image_controlnet.modules():
+            if isinstance(module, torch.nn.Conv2d) and not module.weight.any():
+                module.weight.normal_(std=0.1, generator=torch.Generator().manual_seed(1))
+    pipe = ImageConductorPipeline.from_pretrained(str(save_components(components, tmp_path / "model")))
+    pipe.set_progress_bar_config(disable=True)
+    tracks = [[[10, 10], [30, 20]]]  # one track, pixels of the 64x48 frame
+
+    def sample(image):
+        return pipe(
+            prompt="a red star moves right",
+            image=image,
+            trajectories=tracks,
+            mode="none",  # the base model has no LoRA
+            num_frames=4,
+            height=48,
+            width=64,
+            num_inference_steps=2,
+            generator=torch.Generator().manual_seed(0),
+            output_type="latent",
+        ).frames
+
+    dark, bright = (torch.full((3, 48, 64), value) for value in (0.1, 0.9))
+    latents = sample(dark)
+    assert latents.shape == (1, 8, 4, 6, 8)
+    assert not torch.allclose(latents, sample(bright), atol=1e-4)  # the first frame steers the sample
+    assert pipe.decode_latents(latents).shape == (1, 3, 4, 48, 64)

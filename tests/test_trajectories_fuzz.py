@@ -47,7 +47,7 @@ def mutated(draw: st.DrawFn) -> object:
     container, key = None, None
     node = value
     for _ in range(draw(st.integers(0, 5))):
-        if isinstance(node, dict):
+        if isinstance(node, dict) and node:
             keys = sorted(node)
         elif isinstance(node, list) and node:
             keys = list(range(len(node)))

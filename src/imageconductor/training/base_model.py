@@ -91,8 +91,8 @@ def sd_unet_config(config: BaseModelConfig) -> dict:
         "norm_num_groups": config.norm_num_groups,
         "cross_attention_dim": config.cross_attention_dim,
         "attention_head_dim": heads,
-        "in_channels": 4,
-        "out_channels": 4,
+        "in_channels": config.vae_latent_channels,
+        "out_channels": config.vae_latent_channels,
     }
 
 
@@ -104,12 +104,15 @@ def build_unet(config: BaseModelConfig) -> ImageConductorUNetModel:
 
 
 def build_controlnet(config: BaseModelConfig, kind: str) -> ImageConductorControlNetModel:
-    """``kind="image"``: SparseCtrl-RGB (4 latent channels + mask); ``"flow"``: 2·8·8 unshuffled flow channels."""
+    """``kind="image"``: SparseCtrl-RGB (the VAE's latent channels + mask); ``"flow"``: 2·8·8 unshuffled flow
+    channels."""
     if kind not in ("image", "flow"):
         raise ValueError(f"kind must be 'image' or 'flow', got {kind!r}")
     layout = MotionLayout(config.motion_max_seq_length, 1, False, False)
     if kind == "image":
-        settings = controlnet_config(sd_unet_config(config), layout, 4, concat_conditioning_mask=True)
+        settings = controlnet_config(
+            sd_unet_config(config), layout, config.vae_latent_channels, concat_conditioning_mask=True
+        )
     else:
         channels = FLOW_CHANNELS * VAE_DOWNSAMPLE * VAE_DOWNSAMPLE
         settings = controlnet_config(sd_unet_config(config), layout, channels, concat_conditioning_mask=False)

@@ -55,6 +55,7 @@ class BaseModelConfig:
     motion_num_attention_heads: int = 4
     motion_max_seq_length: int = 32
     vae_block_out_channels: list[int] = field(default_factory=lambda: [32, 64, 64, 64])
+    #: latent channels of the VAE; the UNet's input/output and the image ControlNet's condition follow it
     vae_latent_channels: int = 4
     #: GroupNorm groups of the VAE; None = min(32, narrowest level). Few groups keep each image's colour:
     #: with one channel per group, every norm layer erases the per-image mean of each channel.
