@@ -35,11 +35,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _seed_range(text: str) -> range:
-    start, _, stop = text.partition(":")
-    return range(int(start), int(stop))
-
-
 def _rows(ablations: dict[str, tuple[Path, str]]) -> list[dict]:
     rows = [
         {"name": "reference: the held-out clip itself", "suite": "object", "mode": "-", "video": "clip"},
@@ -121,6 +116,8 @@ def _first_frame_error(run, cases, run_dir: Path) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from imageconductor.evaluation.cli import seed_range
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=ROOT / "src/imageconductor/assets/default_model")
     parser.add_argument(
@@ -129,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="NAME=DIR[@MODE] of another model folder (mode: object)",
     )
-    parser.add_argument("--seeds", type=_seed_range, default=range(10_000, 10_020), help="START:STOP")
+    parser.add_argument("--seeds", type=seed_range, default=range(10_000, 10_020), help="START:STOP")
     parser.add_argument(
         "--motion-scale",
         type=float,

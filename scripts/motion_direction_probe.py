@@ -54,9 +54,13 @@ def direction_summary(shifts: np.ndarray, reference: np.ndarray) -> dict[str, fl
 
 
 def main(argv: list[str] | None = None) -> int:
+    from imageconductor.evaluation.cli import seed_range
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", type=Path, help="model folders (save_pretrained)")
-    parser.add_argument("--seeds", default="10000:10016", help="held-out clip seeds START:STOP")
+    parser.add_argument(
+        "--seeds", type=seed_range, default=range(10_000, 10_016), help="held-out clip seeds START:STOP"
+    )
     parser.add_argument("--mode", default="camera", help="adapter mode (none for a folder without LoRA)")
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--guidance-scale", type=float, default=1.0)
@@ -75,7 +79,6 @@ def main(argv: list[str] | None = None) -> int:
     from imageconductor.pipelines import read_model_info
     from imageconductor.pipelines.image_conductor import ImageConductorPipeline
 
-    start, _, stop = args.seeds.partition(":")
     print("| model | video | shift length px | error vs the clip px | direction cosine |")
     print("|---|---|---|---|---|")
     for folder in args.folders:
@@ -86,14 +89,16 @@ def main(argv: list[str] | None = None) -> int:
             info.get("height", height),
             info.get("width", width),
         )
-        motion_scale = args.motion_scale or info.get("motion_scale", 1.0)
+        motion_scale = args.motion_scale if args.motion_scale is not None else info.get("motion_scale", 1.0)
         _, cases = synthetic_clip_suite(
             "camera",
-            range(int(start), int(stop)),
+            args.seeds,
             frames,
             width,
             height,
-            texture_scale=args.texture_scale or info.get("texture_scale", 1.0),
+            texture_scale=(
+                args.texture_scale if args.texture_scale is not None else info.get("texture_scale", 1.0)
+            ),
             motion_scale=motion_scale,
         )
         pipe = ImageConductorPipeline.from_pretrained(folder)

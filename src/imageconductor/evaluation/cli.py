@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "run", "seed_range"]
 
 VIDEO_SUFFIXES = (".mp4", ".gif", ".avi", ".mov", ".mkv", ".webm")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -29,7 +29,8 @@ def _cli_error(message: str) -> Exception:
     return CLIError(message)
 
 
-def _seed_range(text: str) -> range:
+def seed_range(text: str) -> range:
+    """``START:STOP`` (or ``START`` for ten seeds) as a range; an argparse ``type``."""
     start, sep, stop = text.partition(":")
     try:
         return range(int(start), int(stop)) if sep else range(int(start), int(start) + 10)
@@ -83,7 +84,7 @@ def _add_suite_parser(subparsers) -> None:
     source.add_argument("--prompt", default=None, help="prompt used with --image")
     source.add_argument(
         "--seeds",
-        type=_seed_range,
+        type=seed_range,
         default=range(10_000, 10_010),
         help="synthetic seeds START:STOP (staged frames for built-in suites; clips for synthetic-*)",
     )
