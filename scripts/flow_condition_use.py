@@ -9,10 +9,13 @@ condition built from:
 * ``sparse``: 1–8 of the clip's own tracks drawn ∝ motion (as in training and at inference),
 * ``dense``: all of the clip's grid tracks,
 * ``zero``: no motion at all,
-* ``shuffled``: another clip's sparse condition (right format, wrong motion).
+* ``shuffled``: another clip's sparse condition (right format, wrong motion);
+* ``negated``: the clip's sparse condition with its sign flipped (right places, opposite directions);
+* ``dense negated``: the same for the dense condition.
 
 A model that reads the trajectories scores ``sparse`` below ``shuffled`` and ``zero``; a model that
-ignores them scores them alike. Each row uses the same noise and timesteps for every condition.
+ignores them scores them alike. A model that reads only *where* things move, not *which way*, scores
+``negated`` like ``sparse``. Each row uses the same noise and timesteps for every condition.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import sys
 from pathlib import Path
 
 TIMESTEPS = (100, 300, 500, 700, 900, 999)
-CONDITIONS = ("sparse", "dense", "zero", "shuffled")
+CONDITIONS = ("sparse", "dense", "zero", "shuffled", "negated", "dense negated")
 
 
 def condition_losses(model: Path, clips: int, seed: int, batch: int = 8) -> dict[int, dict[str, float]]:
@@ -63,11 +66,14 @@ def condition_losses(model: Path, clips: int, seed: int, batch: int = 8) -> dict
         latents = task.encode_frames(data.frames, generator)
         encoding = components.flow_encoding
         sparse = curriculum_flow_condition(data, 0, seed, CurriculumConfig(dense_steps=0), encoding)
+        dense = curriculum_flow_condition(data, 0, seed, CurriculumConfig(dense_steps=-1), encoding)
         conditions = {
             "sparse": sparse,
-            "dense": curriculum_flow_condition(data, 0, seed, CurriculumConfig(dense_steps=-1), encoding),
+            "dense": dense,
             "zero": torch.zeros_like(sparse),
             "shuffled": sparse.roll(1, dims=0),
+            "negated": -sparse,
+            "dense negated": -dense,
         }
         input_ids = task.tokenize(data.captions)
         first_frame = image_condition(latents[:, :, :1], frames)
@@ -102,12 +108,17 @@ def main(argv: list[str] | None = None) -> int:
     for model in args.models:
         losses = condition_losses(model, args.clips, args.seed)
         print(f"\n{model}: denoising loss of the motion ControlNet (no LoRA), {args.clips} clips")
-        print("| timestep | " + " | ".join(CONDITIONS) + " | sparse vs shuffled |")
-        print("|---" * (len(CONDITIONS) + 2) + "|")
+        gains = {
+            "sparse vs shuffled": ("sparse", "shuffled"),
+            "sparse vs negated": ("sparse", "negated"),
+            "dense vs negated": ("dense", "dense negated"),
+        }
+        print("| timestep | " + " | ".join([*CONDITIONS, *gains]) + " |")
+        print("|---" * (len(CONDITIONS) + len(gains) + 1) + "|")
         for timestep, row in losses.items():
-            gain = 1 - row["sparse"] / row["shuffled"]
-            cells = " | ".join(f"{row[name]:.4f}" for name in CONDITIONS)
-            print(f"| {timestep} | {cells} | {gain:+.1%} |")
+            cells = [f"{row[name]:.4f}" for name in CONDITIONS]
+            cells += [f"{1 - row[ours] / row[other]:+.1%}" for ours, other in gains.values()]
+            print(f"| {timestep} | " + " | ".join(cells) + " |")
     return 0
 
 

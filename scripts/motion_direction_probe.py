@@ -11,6 +11,10 @@ own shift: mean length, mean error, and mean cosine of the direction (1: the rig
 a negative one when it is negated; one that only learned *whether* there is motion gets the length
 right and a cosine near 0. Zoom-only clips have almost no shift and add little to the cosine.
 
+``--tracks dense`` builds the condition from all the clip's 16×16 grid tracks instead (as in the dense
+phase of training) — for a model trained on dense tracks only, e.g. a base stage that trained the motion
+ControlNet along (``model.base.train_flow_controlnet``).
+
 About half a minute per folder on 2 cores (16 clips × 4 videos of 8 frames at 96×64, 25 steps).
 """
 
@@ -53,6 +57,37 @@ def direction_summary(shifts: np.ndarray, reference: np.ndarray) -> dict[str, fl
     }
 
 
+def clip_settings(folder: Path, args: argparse.Namespace) -> tuple[int, int, int, dict[str, float]]:
+    """``(frames, height, width, world)`` of the held-out clips for a model folder: its
+    ``imageconductor_model.json`` where present, else ``args.size``; ``args.texture_scale`` /
+    ``args.motion_scale`` override the world's."""
+    from imageconductor.pipelines import read_model_info
+
+    info = read_model_info(folder) or {}
+    frames, height, width = (int(v) for v in args.size.split("x"))
+    frames, height, width = (
+        info.get("num_frames", frames),
+        info.get("height", height),
+        info.get("width", width),
+    )
+    world = {}
+    for name in ("texture_scale", "motion_scale"):
+        override = getattr(args, name)
+        world[name] = override if override is not None else info.get(name, 1.0)
+    return frames, height, width, world
+
+
+def dense_condition(seed: int, flow_encoding, frames: int, height: int, width: int, world: dict):
+    """The flow condition ``(1, 2, F, H, W)`` of all 16×16 grid tracks of held-out camera clip ``seed``."""
+    from imageconductor.synthetic import random_clip_spec, render_clip
+    from imageconductor.training.synthetic_data import grid_points
+    from imageconductor.trajectories import flow_condition_from_dense
+
+    spec = random_clip_spec(seed, kind="camera", num_frames=frames, width=width, height=height, **world)
+    positions, visible = render_clip(spec).track_points(grid_points(16, height, width), frame=0)
+    return flow_condition_from_dense(positions, height, width, visible, **flow_encoding.as_kwargs())
+
+
 def main(argv: list[str] | None = None) -> int:
     from imageconductor.evaluation.cli import seed_range
 
@@ -71,46 +106,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--texture-scale", type=float, default=None, help="background smoothness (default: the model's)"
     )
+    parser.add_argument(
+        "--tracks",
+        choices=("trajectories", "dense"),
+        default="trajectories",
+        help="condition from the suite's few camera trajectories (default) or all grid tracks of the clip",
+    )
     args = parser.parse_args(argv)
 
     import torch
 
     from imageconductor.evaluation.cases import synthetic_clip_suite
-    from imageconductor.pipelines import read_model_info
     from imageconductor.pipelines.image_conductor import ImageConductorPipeline
 
     print("| model | video | shift length px | error vs the clip px | direction cosine |")
     print("|---|---|---|---|---|")
     for folder in args.folders:
-        frames, height, width = (int(v) for v in args.size.split("x"))
-        info = read_model_info(folder) or {}
-        frames, height, width = (
-            info.get("num_frames", frames),
-            info.get("height", height),
-            info.get("width", width),
-        )
-        motion_scale = args.motion_scale if args.motion_scale is not None else info.get("motion_scale", 1.0)
-        _, cases = synthetic_clip_suite(
-            "camera",
-            args.seeds,
-            frames,
-            width,
-            height,
-            texture_scale=(
-                args.texture_scale if args.texture_scale is not None else info.get("texture_scale", 1.0)
-            ),
-            motion_scale=motion_scale,
-        )
+        frames, height, width, world = clip_settings(folder, args)
+        _, cases = synthetic_clip_suite("camera", args.seeds, frames, width, height, **world)
         pipe = ImageConductorPipeline.from_pretrained(folder)
         pipe.set_progress_bar_config(disable=True)
         reference = np.array([global_shift(case.reference) for case in cases])
         rows = {"the clip itself": reference}
+        if args.tracks == "dense":
+            conditions = [
+                dense_condition(int(seed), pipe.flow_encoding, frames, height, width, world)
+                for seed in args.seeds
+            ]
+        else:
+            conditions = [
+                pipe.prepare_flow_condition(case.trajectories.rescaled(width, height), frames, height, width)
+                for case in cases
+            ]
         for name, (factor, scale) in VARIANTS.items():
             shifts = []
-            for case in cases:
-                condition = pipe.prepare_flow_condition(
-                    case.trajectories.rescaled(width, height), frames, height, width
-                )
+            for case, condition in zip(cases, conditions, strict=True):
                 with torch.no_grad():
                     video = pipe(
                         prompt=case.prompt,

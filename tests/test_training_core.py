@@ -239,6 +239,10 @@ def test_stage_freezing_rules():
     assert {n.split(".")[0] for n in names} == {"unet", "image_controlnet", "text_encoder"}
     apply_stage_freezing("base", models, train_text_encoder=False)
     assert not any(n.startswith("text_encoder") for n in trainable_parameter_names(models))
+    apply_stage_freezing("base", models, base_trains_flow=True)
+    names = trainable_parameter_names(models)
+    assert {n.split(".")[0] for n in names} == {"unet", "image_controlnet", "text_encoder", "flow_controlnet"}
+    assert "flow_controlnet.lin.base_layer.weight" in names and not any("lora_" in n for n in names)
 
     apply_stage_freezing("controlnet", models)
     names = trainable_parameter_names(models)

@@ -616,3 +616,62 @@ def test_vae_latent_channels_setting_reaches_the_unet_the_image_controlnet_and_t
     assert latents.shape == (1, 8, 4, 6, 8)
     assert not torch.allclose(latents, sample(bright), atol=1e-4)  # the first frame steers the sample
     assert pipe.decode_latents(latents).shape == (1, 3, 4, 48, 64)
+
+
+def test_base_stage_can_train_the_flow_controlnet_and_drop_it_per_clip(base_model_dir, tmp_path):
+    """model.base.train_flow_controlnet: stage 0 trains the flow ControlNet with the UNet; data.flow_dropout
+    clips get exactly the prediction without it (as with control off at inference)."""
+    model = {
+        "base": {**TINY_MODEL, "train_flow_controlnet": True},
+        "pretrained_model_path": str(base_model_dir),
+    }
+    config = stage_config("base", tmp_path / "joint", base_model_dir, model=model)
+    task, history, before, after, trainable = _train_in_memory(config)
+    flow_trained = {name for name in trainable if name.startswith("flow_controlnet.")}
+    assert flow_trained and all(".lora_" not in name for name in flow_trained)
+    assert {name.split(".")[0] for name in trainable} == {
+        "unet",
+        "image_controlnet",
+        "flow_controlnet",
+        "text_encoder",
+    }
+    moved = {name for name in flow_trained if not torch.equal(before[name], after[name])}
+    assert len(moved) >= 0.95 * len(flow_trained)
+
+    plain = build_task(
+        stage_config("base", tmp_path / "plain", base_model_dir), load_components(base_model_dir)
+    )
+    assert plain.models.flow_controlnet is None and plain.denoiser.flow_controlnet is None
+
+    components = load_components(base_model_dir)
+    dropout = {**TINY_DATA, "flow_dropout": 0.5}
+    task = DiffusionTrainingTask(
+        stage_config("base", tmp_path / "drop", base_model_dir, model=model, data=dropout), components
+    )
+    with torch.no_grad():  # the fresh flow ControlNet's zero convolutions would hide its residuals
+        for index, parameter in enumerate(components.flow_controlnet.parameters()):
+            parameter.add_(
+                torch.randn(parameter.shape, generator=torch.Generator().manual_seed(index)) * 0.05
+            )
+    generator = torch.Generator().manual_seed(5)
+    sample = torch.randn(2, 4, 4, 6, 8, generator=generator)
+    timesteps = torch.tensor([50, 600])
+    ids = task.tokenize(["a red star moves right", "camera pans up"])
+    image = torch.randn(2, 5, 4, 6, 8, generator=generator)
+    flow = torch.randn(2, 2, 4, 48, 64, generator=generator)
+    with torch.no_grad():
+        with_flow = task.denoiser(sample, timesteps, ids, image, flow)
+        without = task.denoiser(sample, timesteps, ids, image, None)
+        mixed = task.denoiser(sample, timesteps, ids, image, flow, torch.tensor([1.0, 0.0]))
+    assert (with_flow - without).abs().mean() > 1e-3
+    assert torch.allclose(mixed[0], with_flow[0], atol=1e-6) and torch.allclose(
+        mixed[1], without[1], atol=1e-6
+    )
+    # the dropped clips are drawn per step from the seed, about flow_dropout of them
+    task.base_trains_flow = True
+    batch = type("Batch", (), {"size": 400})()
+    keep = task._flow_keep(batch, seed=11)
+    assert torch.equal(keep, task._flow_keep(batch, seed=11)) and not torch.equal(
+        keep, task._flow_keep(batch, 12)
+    )
+    assert 0.4 < 1 - keep.mean().item() < 0.6

@@ -66,6 +66,10 @@ class BaseModelConfig:
     text_max_length: int = 77
     vae_kl_weight: float = 1e-6
     train_text_encoder: bool = True
+    #: stage "base" trains the flow ControlNet along with the UNet, fed the clips' trajectory condition (per
+    #: ``data.curriculum``), so the UNet learns to move content where the condition says from the start
+    #: (``data.flow_dropout`` of the clips train without it, so the model still works with control off)
+    train_flow_controlnet: bool = False
     prediction_type: str = "epsilon"
     zero_terminal_snr: bool = False
 
@@ -118,6 +122,9 @@ class DataConfig:
     motion_scale: float = 1.0
     num_workers: int = 0
     caption_dropout: float = 0.1
+    #: stage "base" with ``model.base.train_flow_controlnet``: probability that a clip trains without the flow
+    #: ControlNet (its residuals dropped, as with control off at inference)
+    flow_dropout: float = 0.0
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
 
 
@@ -257,8 +264,9 @@ class TrainingConfig:
         if self.data.kinds is not None:
             for kind in self.data.kinds:
                 _choice("data.kinds[]", kind, CLIP_KINDS)
-        if not 0.0 <= self.data.caption_dropout <= 1.0:
-            raise ConfigError(f"data.caption_dropout must lie in [0, 1], got {self.data.caption_dropout}")
+        for name in ("caption_dropout", "flow_dropout"):
+            if not 0.0 <= getattr(self.data, name) <= 1.0:
+                raise ConfigError(f"data.{name} must lie in [0, 1], got {getattr(self.data, name)}")
         if self.data.source == "shards" and not self.data.shards:
             raise ConfigError("data.source is 'shards' but data.shards lists no shard files")
         curriculum = self.data.curriculum

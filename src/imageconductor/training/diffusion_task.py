@@ -83,7 +83,10 @@ class DenoisingModel(nn.Module):
         input_ids: torch.Tensor,
         image_cond: torch.Tensor,
         flow_cond: torch.Tensor | None,
+        flow_keep: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """``flow_keep`` (B,): 1 where a clip gets the flow ControlNet's residuals, 0 where they are dropped
+        (the same prediction as without the flow ControlNet for that clip)."""
         num_frames = noisy_latents.shape[2]
         text = self.text_encoder(input_ids)[0].repeat_interleave(num_frames, dim=0)
         down, mid = self.image_controlnet(
@@ -105,6 +108,10 @@ class DenoisingModel(nn.Module):
                 conditioning_scale=1.0,
                 return_dict=False,
             )
+            if flow_keep is not None:
+                keep = flow_keep.to(flow_mid.dtype).repeat_interleave(num_frames)[:, None, None, None]
+                flow_down = [residual * keep for residual in flow_down]
+                flow_mid = flow_mid * keep
             down = [image + flow for image, flow in zip(down, flow_down, strict=True)]
             mid = mid + flow_mid
         return self.unet(
@@ -173,8 +180,9 @@ class DiffusionTrainingTask(TrainingTask):
         self.components = components
         self.stage = config.stage
         self.train_text_encoder = config.stage == "base" and config.model.base.train_text_encoder
+        self.base_trains_flow = config.stage == "base" and config.model.base.train_flow_controlnet
         prepare_stage_adapters(components, config)
-        uses_flow = config.stage != "base"
+        uses_flow = self.uses_flow = config.stage != "base" or self.base_trains_flow
         self.models = StageModels(
             unet=components.unet,
             image_controlnet=components.image_controlnet,
@@ -189,8 +197,11 @@ class DiffusionTrainingTask(TrainingTask):
                 config.stage,
                 self.models,
                 self.train_text_encoder,
+                self.base_trains_flow,
             )
-        self._trainable = apply_stage_freezing(config.stage, self.models, self.train_text_encoder)
+        self._trainable = apply_stage_freezing(
+            config.stage, self.models, self.train_text_encoder, self.base_trains_flow
+        )
         for _, model in self.models.named_models():
             model.train(any(p.requires_grad for p in model.parameters()))
         self.denoiser = DenoisingModel(
@@ -255,12 +266,13 @@ class DiffusionTrainingTask(TrainingTask):
         noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
         input_ids = self.tokenize(self._drop_captions(data, seed)).to(device)
         image_cond = image_condition(latents[:, :, :1], num_frames)
-        flow_cond = None
-        if self.stage != "base":
+        flow_cond = flow_keep = None
+        if self.uses_flow:
             flow_cond = curriculum_flow_condition(
                 data, self.step, seed, self.config.data.curriculum, self.components.flow_encoding
             ).to(device)
-        prediction = self.wrapped_denoiser(noisy, timesteps, input_ids, image_cond, flow_cond)
+            flow_keep = self._flow_keep(data, seed)
+        prediction = self.wrapped_denoiser(noisy, timesteps, input_ids, image_cond, flow_cond, flow_keep)
         target = noise
         if self.noise_scheduler.config.prediction_type == "v_prediction":
             target = self.noise_scheduler.get_velocity(latents, noise, timesteps)
@@ -322,6 +334,14 @@ class DiffusionTrainingTask(TrainingTask):
             truncation=True,
             return_tensors="pt",
         ).input_ids
+
+    def _flow_keep(self, data: TrainingBatch, seed: int) -> torch.Tensor | None:
+        """Stage "base" training the flow ControlNet: 0 for the clips that train without it (``flow_dropout``)."""
+        probability = self.config.data.flow_dropout
+        if not self.base_trains_flow or probability <= 0:
+            return None
+        dropped = np.random.default_rng([seed, 2]).random(data.size) < probability
+        return torch.from_numpy(~dropped).float().to(self._device())
 
     def _drop_captions(self, data: TrainingBatch, seed: int) -> list[str]:
         probability = self.config.data.caption_dropout

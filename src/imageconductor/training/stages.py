@@ -4,8 +4,9 @@
 stage          trains                                                 flow-ControlNet adapters active
 =============  =====================================================  ==================================
 vae            the VAE                                                (flow ControlNet unused)
-base           UNet (incl. motion modules), image ControlNet,         (flow ControlNet unused)
-               text encoder (optional)
+base           UNet (incl. motion modules), image ControlNet,         none (flow ControlNet unused unless
+               text encoder (optional), flow ControlNet (optional:    it trains along)
+               ``model.base.train_flow_controlnet``)
 controlnet     flow ControlNet, every non-LoRA weight                 none (adapters disabled)
 camera         ``camera`` LoRA only                                   camera
 object         ``object`` LoRA only; camera LoRA frozen (stop-grad)   camera + object (paper Eq. 2)
@@ -73,9 +74,14 @@ def adapter_of_parameter(parameter_name: str) -> str | None:
 
 
 def is_trainable_parameter(
-    stage: str, model_name: str, parameter_name: str, train_text_encoder: bool
+    stage: str,
+    model_name: str,
+    parameter_name: str,
+    train_text_encoder: bool,
+    base_trains_flow: bool = False,
 ) -> bool:
-    """The stage rule for one parameter of one network (names as in `StageModels`)."""
+    """The stage rule for one parameter of one network (names as in `StageModels`); ``base_trains_flow``:
+    stage "base" trains the flow ControlNet's (non-LoRA) weights too."""
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; expected one of {list(STAGES)}")
     adapter = adapter_of_parameter(parameter_name)
@@ -84,6 +90,8 @@ def is_trainable_parameter(
     if stage == "base":
         if model_name == "text_encoder":
             return train_text_encoder
+        if model_name == "flow_controlnet":
+            return base_trains_flow and adapter is None
         return model_name in ("unet", "image_controlnet") and adapter is None
     if model_name != "flow_controlnet":
         return False
@@ -93,7 +101,7 @@ def is_trainable_parameter(
 
 
 def apply_stage_freezing(
-    stage: str, models: StageModels, train_text_encoder: bool = True
+    stage: str, models: StageModels, train_text_encoder: bool = True, base_trains_flow: bool = False
 ) -> list[nn.Parameter]:
     """Set ``requires_grad`` on every parameter per the stage rule; return the trainable ones.
 
@@ -102,7 +110,7 @@ def apply_stage_freezing(
     trainable: list[nn.Parameter] = []
     for model_name, model in models.named_models():
         for name, parameter in model.named_parameters():
-            flag = is_trainable_parameter(stage, model_name, name, train_text_encoder)
+            flag = is_trainable_parameter(stage, model_name, name, train_text_encoder, base_trains_flow)
             parameter.requires_grad_(flag)
             if flag:
                 trainable.append(parameter)
@@ -119,6 +127,7 @@ def activate_adapters(
     stage: str,
     models: StageModels,
     train_text_encoder: bool = True,
+    base_trains_flow: bool = False,
 ) -> None:
     """Activate ``adapter_names`` on every peft layer of ``model`` (none: disable adapters), then re-freeze.
 
@@ -137,7 +146,7 @@ def activate_adapters(
             layer.enable_adapters(False)
     if adapter_names and not layers:
         raise ValueError(f"cannot activate adapters {list(adapter_names)}: the model has no LoRA layers")
-    apply_stage_freezing(stage, models, train_text_encoder)
+    apply_stage_freezing(stage, models, train_text_encoder, base_trains_flow)
 
 
 def trainable_parameter_names(models: StageModels) -> list[str]:

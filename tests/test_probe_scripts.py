@@ -1,0 +1,92 @@
+"""The measuring helpers of scripts/motion_direction_probe.py and scripts/denoised_motion_probe.py."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DDIMScheduler
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+
+from denoised_motion_probe import clean_estimate  # noqa: E402
+from motion_direction_probe import direction_summary, global_shift  # noqa: E402
+
+
+def _textured_video(shift: tuple[int, int], frames: int = 4) -> np.ndarray:
+    """A smooth random scene whose content moves by ``shift`` (dx, dy) pixels from first to last frame."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    scene = cv2.GaussianBlur(rng.uniform(0, 255, (160, 200, 3)).astype(np.float32), (0, 0), 3)
+    scene = cv2.normalize(scene, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    video = []
+    for index in range(frames):
+        dx, dy = (round(value * index / (frames - 1)) for value in shift)
+        # content moving by (+dx, +dy) = a crop window moving by (-dx, -dy)
+        video.append(scene[40 - dy : 40 - dy + 64, 50 - dx : 50 - dx + 96])
+    return np.stack(video)
+
+
+@pytest.mark.parametrize("shift", [(6, 0), (-4, 3), (0, -5)])
+def test_global_shift_measures_how_the_content_moves(shift):
+    measured = global_shift(_textured_video(shift))
+    assert np.allclose(measured, shift, atol=0.5), measured
+
+
+def test_direction_summary_numbers():
+    reference = np.array([[3.0, 4.0], [0.0, 2.0]])
+    summary = direction_summary(np.array([[3.0, 4.0], [0.0, -2.0]]), reference)
+    assert summary["length"] == pytest.approx(3.5)
+    assert summary["error"] == pytest.approx(2.0)  # 0 and 4, averaged
+    assert summary["cosine"] == pytest.approx(0.0)  # +1 and -1
+
+
+@pytest.mark.parametrize("prediction_type", ["v_prediction", "epsilon"])
+def test_clean_estimate_inverts_the_noising(prediction_type):
+    scheduler = DDIMScheduler(prediction_type=prediction_type, rescale_betas_zero_snr=False)
+    generator = torch.Generator().manual_seed(0)
+    clean = torch.randn(2, 4, 3, 5, 6, generator=generator)
+    noise = torch.randn(clean.shape, generator=generator)
+    for timestep in (10, 500, 990):
+        steps = torch.full((2,), timestep)
+        noisy = scheduler.add_noise(clean, noise, steps)
+        target = scheduler.get_velocity(clean, noise, steps) if prediction_type == "v_prediction" else noise
+        assert torch.allclose(clean_estimate(scheduler, noisy, target, timestep), clean, atol=1e-3)
+
+
+def test_clip_settings_read_the_model_info_and_take_overrides(tmp_path):
+    import argparse
+    import json
+
+    from motion_direction_probe import clip_settings
+
+    args = argparse.Namespace(size="4x32x48", texture_scale=None, motion_scale=2.0)
+    assert clip_settings(tmp_path, args) == (4, 32, 48, {"texture_scale": 1.0, "motion_scale": 2.0})
+    info = {"num_frames": 8, "height": 64, "width": 96, "texture_scale": 3.0, "motion_scale": 3.0}
+    (tmp_path / "imageconductor_model.json").write_text(json.dumps(info))
+    assert clip_settings(tmp_path, args) == (8, 64, 96, {"texture_scale": 3.0, "motion_scale": 2.0})
+
+
+def test_dense_condition_points_the_way_the_clip_moves():
+    from motion_direction_probe import dense_condition
+
+    from imageconductor.evaluation.cases import synthetic_clip_suite
+    from imageconductor.trajectories import FlowEncoding
+
+    world = {"texture_scale": 3.0, "motion_scale": 3.0}
+    encoding = FlowEncoding(blur_sigma=None)
+    _, cases = synthetic_clip_suite("camera", range(10_000, 10_006), 8, 96, 64, **world)
+    panning = agree = 0
+    for seed, case in zip(range(10_000, 10_006), cases, strict=True):
+        condition = dense_condition(seed, encoding, 8, 64, 96, world)[0]  # (2, F, H, W), unblurred
+        assert condition.shape == (2, 8, 64, 96) and torch.count_nonzero(condition[:, 0]) == 0
+        total = condition.sum(dim=(1, 2, 3)).numpy()  # summed (dx, dy) of every track step
+        shift = global_shift(case.reference)
+        if np.linalg.norm(shift) > 2:  # zoom-only clips barely shift
+            panning += 1
+            agree += int(np.dot(total, shift) > 0.5 * np.linalg.norm(total) * np.linalg.norm(shift))
+    assert panning >= 3 and agree == panning
