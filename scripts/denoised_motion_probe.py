@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
-from motion_direction_probe import clip_settings, direction_summary, global_shift
+from motion_direction_probe import add_clip_arguments, clip_settings, direction_summary, global_shift
 
 #: The flow conditions: name → (factor on the clip's condition, flow-ControlNet scale; 0 = control off).
 CONDITIONS = {"condition": (1.0, 1.0), "negated": (-1.0, 1.0), "control off": (1.0, 0.0)}
@@ -38,26 +37,13 @@ def clean_estimate(scheduler, noisy, prediction, timestep: int):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from imageconductor.evaluation.cli import seed_range
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("folders", nargs="+", type=Path, help="model folders (save_pretrained)")
-    parser.add_argument(
-        "--seeds", type=seed_range, default=range(10_000, 10_016), help="held-out clip seeds START:STOP"
-    )
-    parser.add_argument("--mode", default="camera", help="adapter mode (none for a folder without LoRA)")
+    add_clip_arguments(parser)
     parser.add_argument(
         "--timesteps",
         type=lambda text: [int(value) for value in text.split(",")],
         default=[200, 400, 600, 800, 950],
         help="comma-separated training timesteps",
-    )
-    parser.add_argument(
-        "--size", default="8x64x96", help="FRAMESxHEIGHTxWIDTH when a folder has no model info"
-    )
-    parser.add_argument("--motion-scale", type=float, default=None, help="clip speeds (default: the model's)")
-    parser.add_argument(
-        "--texture-scale", type=float, default=None, help="background smoothness (default: the model's)"
     )
     args = parser.parse_args(argv)
 

@@ -57,6 +57,25 @@ def direction_summary(shifts: np.ndarray, reference: np.ndarray) -> dict[str, fl
     }
 
 
+def add_clip_arguments(parser: argparse.ArgumentParser) -> None:
+    """The probes' shared options: model folders, held-out seeds, adapter mode, clip size and world
+    (read back by `clip_settings`)."""
+    from imageconductor.evaluation.cli import seed_range
+
+    parser.add_argument("folders", nargs="+", type=Path, help="model folders (save_pretrained)")
+    parser.add_argument(
+        "--seeds", type=seed_range, default=range(10_000, 10_016), help="held-out clip seeds START:STOP"
+    )
+    parser.add_argument("--mode", default="camera", help="adapter mode (none for a folder without LoRA)")
+    parser.add_argument(
+        "--size", default="8x64x96", help="FRAMESxHEIGHTxWIDTH when a folder has no model info"
+    )
+    parser.add_argument("--motion-scale", type=float, default=None, help="clip speeds (default: the model's)")
+    parser.add_argument(
+        "--texture-scale", type=float, default=None, help="background smoothness (default: the model's)"
+    )
+
+
 def clip_settings(folder: Path, args: argparse.Namespace) -> tuple[int, int, int, dict[str, float]]:
     """``(frames, height, width, world)`` of the held-out clips for a model folder: its
     ``imageconductor_model.json`` where present, else ``args.size``; ``args.texture_scale`` /
@@ -89,23 +108,10 @@ def dense_condition(seed: int, flow_encoding, frames: int, height: int, width: i
 
 
 def main(argv: list[str] | None = None) -> int:
-    from imageconductor.evaluation.cli import seed_range
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("folders", nargs="+", type=Path, help="model folders (save_pretrained)")
-    parser.add_argument(
-        "--seeds", type=seed_range, default=range(10_000, 10_016), help="held-out clip seeds START:STOP"
-    )
-    parser.add_argument("--mode", default="camera", help="adapter mode (none for a folder without LoRA)")
+    add_clip_arguments(parser)
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--guidance-scale", type=float, default=1.0)
-    parser.add_argument(
-        "--size", default="8x64x96", help="FRAMESxHEIGHTxWIDTH when a folder has no model info"
-    )
-    parser.add_argument("--motion-scale", type=float, default=None, help="clip speeds (default: the model's)")
-    parser.add_argument(
-        "--texture-scale", type=float, default=None, help="background smoothness (default: the model's)"
-    )
     parser.add_argument(
         "--tracks",
         choices=("trajectories", "dense"),
