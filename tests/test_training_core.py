@@ -119,6 +119,16 @@ def test_config_overrides_and_errors(tmp_path):
         TrainingConfig.from_dict({"stage": "base", "data": {"curriculum": {"sparse_min_tracks": 9}}})
     with pytest.raises(ConfigError, match="not found"):
         TrainingConfig.load(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="flow_dropout must lie in"):
+        TrainingConfig.from_dict({"stage": "base", "data": {"flow_dropout": 1.5}})
+    with pytest.raises(ConfigError, match="flow_dropout only applies"):
+        TrainingConfig.from_dict({"stage": "base", "data": {"flow_dropout": 0.2}})
+    joint = {
+        "stage": "base",
+        "data": {"flow_dropout": 0.2},
+        "model": {"base": {"train_flow_controlnet": True}},
+    }
+    assert TrainingConfig.from_dict(joint).data.flow_dropout == 0.2
     with pytest.raises(ConfigError, match="prediction_type"):
         TrainingConfig.from_dict({"stage": "base", "model": {"base": {"prediction_type": "sample"}}})
     with pytest.raises(ConfigError, match="model.flow_encoding: kernel normalization"):

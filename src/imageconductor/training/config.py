@@ -267,6 +267,12 @@ class TrainingConfig:
         for name in ("caption_dropout", "flow_dropout"):
             if not 0.0 <= getattr(self.data, name) <= 1.0:
                 raise ConfigError(f"data.{name} must lie in [0, 1], got {getattr(self.data, name)}")
+        if self.data.flow_dropout > 0 and not (
+            self.stage == "base" and self.model.base.train_flow_controlnet
+        ):
+            raise ConfigError(
+                "data.flow_dropout only applies to stage 'base' with model.base.train_flow_controlnet: true"
+            )
         if self.data.source == "shards" and not self.data.shards:
             raise ConfigError("data.source is 'shards' but data.shards lists no shard files")
         curriculum = self.data.curriculum
