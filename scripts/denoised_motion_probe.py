@@ -20,7 +20,13 @@ import argparse
 import sys
 
 import numpy as np
-from motion_direction_probe import add_clip_arguments, clip_settings, direction_summary, global_shift
+from motion_direction_probe import (
+    add_clip_arguments,
+    direction_summary,
+    global_shift,
+    load_camera_clips,
+    summary_cells,
+)
 
 #: The flow conditions: name → (factor on the clip's condition, flow-ControlNet scale; 0 = control off).
 CONDITIONS = {"condition": (1.0, 1.0), "negated": (-1.0, 1.0), "control off": (1.0, 0.0)}
@@ -50,34 +56,23 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from imageconductor.conditioning import image_condition
-    from imageconductor.evaluation.cases import synthetic_clip_suite
     from imageconductor.models import predict_noise
-    from imageconductor.pipelines.image_conductor import ImageConductorPipeline
 
     print("| model | timestep | flow | shift length px | error vs the clip px | direction cosine |")
     print("|---|---|---|---|---|---|")
     for folder in args.folders:
-        frames, height, width, world = clip_settings(folder, args)
-        _, cases = synthetic_clip_suite("camera", args.seeds, frames, width, height, **world)
-        pipe = ImageConductorPipeline.from_pretrained(folder)
+        clips = load_camera_clips(folder, args)
+        pipe, cases, frames = clips.pipe, clips.cases, clips.frames
         scheduler, vae = pipe.scheduler, pipe.vae
-        reference = np.array([global_shift(case.reference) for case in cases])
         generator = torch.Generator().manual_seed(0)
         with torch.no_grad():
-            clips = torch.stack([torch.from_numpy(case.reference) for case in cases]).float() / 127.5 - 1
-            pixels = clips.permute(0, 1, 4, 2, 3).flatten(0, 1)  # (N·F, 3, H, W)
+            videos = torch.stack([torch.from_numpy(case.reference) for case in cases]).float() / 127.5 - 1
+            pixels = videos.permute(0, 1, 4, 2, 3).flatten(0, 1)  # (N·F, 3, H, W)
             latents = vae.encode(pixels).latent_dist.mean * vae.config.scaling_factor
             latents = latents.unflatten(0, (len(cases), frames)).transpose(1, 2)  # (N, c, F, h, w)
             text = pipe.encode_prompt([case.prompt for case in cases], pipe.device)
             first = image_condition(latents[:, :, :1], frames)
-            flow = torch.cat(
-                [
-                    pipe.prepare_flow_condition(
-                        case.trajectories.rescaled(width, height), frames, height, width
-                    )
-                    for case in cases
-                ]
-            )
+            flow = torch.cat(clips.trajectory_conditions())
             for timestep in args.timesteps:
                 noise = torch.randn(latents.shape, generator=generator)
                 steps = torch.full((len(cases),), timestep)
@@ -98,12 +93,8 @@ def main(argv: list[str] | None = None) -> int:
                     video = pipe.decode_latents(clean_estimate(scheduler, noisy, prediction, timestep))
                     video = (video.permute(0, 2, 3, 4, 1) * 255).round().to(torch.uint8).numpy()
                     shifts = np.array([global_shift(row) for row in video])
-                    summary = direction_summary(shifts, reference)
-                    print(
-                        f"| {folder} | {timestep} | {name} | {summary['length']:.2f} | {summary['error']:.2f} | "
-                        f"{summary['cosine']:+.2f} |",
-                        flush=True,
-                    )
+                    cells = summary_cells(direction_summary(shifts, clips.reference))
+                    print(f"| {folder} | {timestep} | {name} | {cells} |", flush=True)
     return 0
 
 

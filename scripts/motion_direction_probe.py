@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -107,6 +109,45 @@ def dense_condition(seed: int, flow_encoding, frames: int, height: int, width: i
     return flow_condition_from_dense(positions, height, width, visible, **flow_encoding.as_kwargs())
 
 
+@dataclass
+class CameraClips:
+    """A model folder's pipeline with its held-out camera clips and each clip's own global shift."""
+
+    pipe: Any
+    cases: list
+    reference: np.ndarray  # (N, 2)
+    frames: int
+    height: int
+    width: int
+    world: dict[str, float]
+
+    def trajectory_conditions(self) -> list:
+        """Each clip's flow condition ``(1, 2, F, H, W)`` from the suite's camera trajectories."""
+        size = (self.frames, self.height, self.width)
+        return [
+            self.pipe.prepare_flow_condition(case.trajectories.rescaled(self.width, self.height), *size)
+            for case in self.cases
+        ]
+
+
+def load_camera_clips(folder: Path, args: argparse.Namespace) -> CameraClips:
+    """The pipeline of ``folder`` and the held-out camera clips of ``args.seeds`` in its world."""
+    from imageconductor.evaluation.cases import synthetic_clip_suite
+    from imageconductor.pipelines.image_conductor import ImageConductorPipeline
+
+    frames, height, width, world = clip_settings(folder, args)
+    _, cases = synthetic_clip_suite("camera", args.seeds, frames, width, height, **world)
+    pipe = ImageConductorPipeline.from_pretrained(folder)
+    pipe.set_progress_bar_config(disable=True)
+    reference = np.array([global_shift(case.reference) for case in cases])
+    return CameraClips(pipe, cases, reference, frames, height, width, world)
+
+
+def summary_cells(summary: dict[str, float]) -> str:
+    """The length / error / cosine cells of one table row."""
+    return f"{summary['length']:.2f} | {summary['error']:.2f} | {summary['cosine']:+.2f}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_clip_arguments(parser)
@@ -122,28 +163,19 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from imageconductor.evaluation.cases import synthetic_clip_suite
-    from imageconductor.pipelines.image_conductor import ImageConductorPipeline
-
     print("| model | video | shift length px | error vs the clip px | direction cosine |")
     print("|---|---|---|---|---|")
     for folder in args.folders:
-        frames, height, width, world = clip_settings(folder, args)
-        _, cases = synthetic_clip_suite("camera", args.seeds, frames, width, height, **world)
-        pipe = ImageConductorPipeline.from_pretrained(folder)
-        pipe.set_progress_bar_config(disable=True)
-        reference = np.array([global_shift(case.reference) for case in cases])
-        rows = {"the clip itself": reference}
+        clips = load_camera_clips(folder, args)
+        frames, height, width, pipe, cases = clips.frames, clips.height, clips.width, clips.pipe, clips.cases
+        rows = {"the clip itself": clips.reference}
         if args.tracks == "dense":
             conditions = [
-                dense_condition(int(seed), pipe.flow_encoding, frames, height, width, world)
+                dense_condition(int(seed), pipe.flow_encoding, frames, height, width, clips.world)
                 for seed in args.seeds
             ]
         else:
-            conditions = [
-                pipe.prepare_flow_condition(case.trajectories.rescaled(width, height), frames, height, width)
-                for case in cases
-            ]
+            conditions = clips.trajectory_conditions()
         for name, (factor, scale) in VARIANTS.items():
             shifts = []
             for case, condition in zip(cases, conditions, strict=True):
@@ -165,10 +197,8 @@ def main(argv: list[str] | None = None) -> int:
                 shifts.append(global_shift(np.round(video * 255).astype(np.uint8)))
             rows[name] = np.array(shifts)
         for name, shifts in rows.items():
-            summary = direction_summary(shifts, reference)
             print(
-                f"| {folder} | {name} | {summary['length']:.2f} | {summary['error']:.2f} | "
-                f"{summary['cosine']:+.2f} |",
+                f"| {folder} | {name} | {summary_cells(direction_summary(shifts, clips.reference))} |",
                 flush=True,
             )
     return 0

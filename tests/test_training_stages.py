@@ -668,7 +668,6 @@ def test_base_stage_can_train_the_flow_controlnet_and_drop_it_per_clip(base_mode
         mixed[1], without[1], atol=1e-6
     )
     # the dropped clips are drawn per step from the seed, about flow_dropout of them
-    task.base_trains_flow = True
     batch = type("Batch", (), {"size": 400})()
     keep = task._flow_keep(batch, seed=11)
     assert torch.equal(keep, task._flow_keep(batch, seed=11)) and not torch.equal(

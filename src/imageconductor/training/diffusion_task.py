@@ -52,6 +52,16 @@ STAGE_ADAPTER_CHOICE: dict[str, str | dict[str, float] | None] = {
 STAGE_SAMPLE_MODE = {"base": "none", "controlnet": "none", "camera": "camera", "object": "object"}
 
 
+#: random streams of the micro-batch seed for its per-clip dropout draws
+_CAPTION_DROP_STREAM = 1
+_FLOW_DROP_STREAM = 2
+
+
+def _dropped_rows(seed: int, stream: int, count: int, probability: float) -> np.ndarray:
+    """Which of ``count`` clips a dropout of ``probability`` drops, drawn from ``(seed, stream)``."""
+    return np.random.default_rng([seed, stream]).random(count) < probability
+
+
 class DenoisingModel(nn.Module):
     """Text encoder + image ControlNet + flow ControlNet + UNet as one module: ``forward`` = ε prediction.
 
@@ -336,16 +346,17 @@ class DiffusionTrainingTask(TrainingTask):
         ).input_ids
 
     def _flow_keep(self, data: TrainingBatch, seed: int) -> torch.Tensor | None:
-        """Stage "base" training the flow ControlNet: 0 for the clips that train without it (``flow_dropout``)."""
+        """0 for the clips that train without the flow ControlNet (``data.flow_dropout``, which the config
+        allows only in a base stage that trains it), 1 for the others; None when none is dropped."""
         probability = self.config.data.flow_dropout
-        if not self.base_trains_flow or probability <= 0:
+        if probability <= 0:
             return None
-        dropped = np.random.default_rng([seed, 2]).random(data.size) < probability
+        dropped = _dropped_rows(seed, _FLOW_DROP_STREAM, data.size, probability)
         return torch.from_numpy(~dropped).float().to(self._device())
 
     def _drop_captions(self, data: TrainingBatch, seed: int) -> list[str]:
         probability = self.config.data.caption_dropout
         if probability <= 0:
             return data.captions
-        dropped = np.random.default_rng([seed, 1]).random(data.size) < probability
+        dropped = _dropped_rows(seed, _CAPTION_DROP_STREAM, data.size, probability)
         return ["" if drop else caption for caption, drop in zip(data.captions, dropped, strict=True)]
