@@ -1,7 +1,7 @@
 """Arrays in and out of ``.npy`` bytes for shard members.
 
-Clip MP4 bytes come from :func:`imageconductor.video_io.encode_mp4_bytes` (single-threaded, so the bytes
-are the same on every machine and engine).
+Clip MP4 bytes come from :func:`imageconductor.video_io.encode_mp4_bytes` (deterministic settings, so
+the bytes are the same from run to run and on every engine).
 """
 
 from __future__ import annotations
