@@ -368,15 +368,18 @@ def _toy_run(output_dir, until=None, resume=False, accumulation=1):
         torch.manual_seed(12345)  # a fresh process would start from another RNG state
         trainer.load_checkpoint(find_latest_checkpoint(output_dir))
     history = trainer.train(until)
-    return history, [p.detach().clone() for p in task.net.parameters()]
+    return history, [p.detach().clone() for p in task.net.parameters()], trainer
 
 
 @pytest.mark.parametrize("accumulation", [1, 2])
 def test_toy_resume_is_exact(tmp_path, accumulation):
-    straight, straight_params = _toy_run(tmp_path / "a", accumulation=accumulation)
-    first, _ = _toy_run(tmp_path / "b", until=4, accumulation=accumulation)
+    straight, straight_params, _ = _toy_run(tmp_path / "a", accumulation=accumulation)
+    first, _, interrupted = _toy_run(tmp_path / "b", until=4, accumulation=accumulation)
     assert find_latest_checkpoint(tmp_path / "b").name == "checkpoint-00000004"
-    second, resumed_params = _toy_run(tmp_path / "b", resume=True, accumulation=accumulation)
+    second, resumed_params, resumed = _toy_run(tmp_path / "b", resume=True, accumulation=accumulation)
+    # the first run's loop time (up to its checkpoint) reaches the resumed run, which adds its own
+    assert 0 < resumed.earlier_loop_seconds <= interrupted.progress.loop_seconds
+    assert resumed.progress.loop_seconds > resumed.earlier_loop_seconds
     assert [h["loss"] for h in straight] == [h["loss"] for h in first + second]
     assert [h["lr"] for h in straight] == [h["lr"] for h in first + second]
     for a, b in zip(straight_params, resumed_params, strict=True):

@@ -213,7 +213,8 @@ def make_default(
             "stage": config.stage,
             "steps": config.max_steps,
             "batch_size": config.batch_size,
-            "seconds": round(time.perf_counter() - started, 1),
+            # summed over interrupted runs (up to the checkpoint each resume started from)
+            "seconds": round(time.perf_counter() - started + result.earlier_seconds, 1),
             "samples_per_second": round(result.samples_per_second, 3),
             "final_losses": _mean_of_last(result.history, 20),
         }

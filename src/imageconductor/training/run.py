@@ -48,6 +48,8 @@ class TrainingResult:
     history: list[dict[str, float]]
     samples_per_second: float
     resumed_from: Path | None
+    #: training-loop seconds of the interrupted runs this one resumed, up to its checkpoint (0 if fresh)
+    earlier_seconds: float = 0.0
 
 
 def build_components(config: TrainingConfig) -> ImageToVideoComponents:
@@ -196,7 +198,9 @@ def run_training(
     final_dir = None
     if export and not stopped_early:
         final_dir = trainer.export()
-    return TrainingResult(output_dir, final_dir, history, trainer.samples_per_second, checkpoint)
+    return TrainingResult(
+        output_dir, final_dir, history, trainer.samples_per_second, checkpoint, trainer.earlier_loop_seconds
+    )
 
 
 def _resolve_resume(resume: str | Path | None, output_dir: Path) -> Path | None:

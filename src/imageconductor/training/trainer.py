@@ -85,14 +85,22 @@ class TrainingProgress:
     step: int = 0
     epoch: int = 0
     batch_in_epoch: int = 0
+    #: seconds spent in the training loop to reach ``step``, summed over the runs that led here
+    loop_seconds: float = 0.0
 
-    def state_dict(self) -> dict[str, int]:
-        return {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch}
+    def state_dict(self) -> dict[str, float]:
+        return {
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "loop_seconds": self.loop_seconds,
+        }
 
-    def load_state_dict(self, state: dict[str, int]) -> None:
+    def load_state_dict(self, state: dict[str, float]) -> None:
         self.step = int(state["step"])
         self.epoch = int(state["epoch"])
         self.batch_in_epoch = int(state["batch_in_epoch"])
+        self.loop_seconds = float(state.get("loop_seconds", 0.0))  # absent from older checkpoints
 
 
 class EpochShuffleSampler(Sampler[int]):
@@ -156,6 +164,7 @@ class Trainer:
         )
         self.progress = TrainingProgress()
         self.history: list[dict[str, float]] = []
+        self.earlier_loop_seconds = 0.0
         self._dataset = dataset
         self._collate_fn = collate_fn
         self._setup()
@@ -308,6 +317,7 @@ class Trainer:
         window: dict[str, list[float]] = {}
         samples_seen = 0
         started = time.perf_counter()
+        self.earlier_loop_seconds = progress.loop_seconds  # of the interrupted runs this one resumes
         step_terms: dict[str, list[float]] = {}
         while progress.step < last_step:
             loader = self._loader_for_position()
@@ -350,6 +360,7 @@ class Trainer:
                     elapsed = time.perf_counter() - started
                     self._log(log_path, window, samples_seen / max(elapsed, 1e-9))
                     window = {}
+                progress.loop_seconds = self.earlier_loop_seconds + time.perf_counter() - started
                 if config.checkpoint_every and progress.step % config.checkpoint_every == 0:
                     self.save_checkpoint()
                 if config.sample_every and progress.step % config.sample_every == 0:
@@ -365,6 +376,7 @@ class Trainer:
         if window:
             self._log(log_path, window, samples_seen / max(time.perf_counter() - started, 1e-9))
         self.samples_per_second = samples_seen / max(time.perf_counter() - started, 1e-9)
+        progress.loop_seconds = self.earlier_loop_seconds + time.perf_counter() - started
         return self.history
 
     def export(self, directory: str | Path | None = None) -> Path:
