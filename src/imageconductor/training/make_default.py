@@ -37,6 +37,11 @@ STAGE_ORDER = ("vae", "base", "controlnet", "camera", "object")
 DONE_FILE = "stage_done.json"
 METRICS_HEADING = "## Metrics"
 
+#: How the motion ControlNet of the embedded default sees a track: a blur scaled to the 96x64 frame ("auto":
+#: σ 10 x 64/256) whose kernel peaks at 1, so one drawn point reaches it with its displacement in pixels,
+#: not 1/628 of it. The camera and object stages inherit the encoding from the model they load.
+FLOW_ENCODING: dict[str, Any] = {"blur_sigma": 2.5, "kernel_size": 25, "kernel_normalization": "peak"}
+
 #: The built-in plan of the embedded default (sizes chosen for 2 CPU cores; see docs/training.md).
 DEFAULT_PLAN: dict[str, Any] = {
     "seed": 0,
@@ -74,17 +79,20 @@ DEFAULT_PLAN: dict[str, Any] = {
             # sprite pixels count 10x: unweighted, the VAE gave them up for the background (error 34.5 vs 11.8 /255)
             "loss": {"vae_sprite_weight": 9.0},
         },
-        # cosine decay: at a constant rate the loss was still falling at 1400 steps
-        "base": {"max_steps": 2400, "optim": {"lr_scheduler": "cosine"}},
-        # The motion ControlNet learns a blur scaled to the 96x64 frame ("auto": σ 10 x 64/256) whose kernel
-        # peaks at 1: one drawn point reaches it with its displacement in pixels, not 1/628 of it. The
-        # camera and object stages inherit the encoding from the model they load.
+        # The base UNet learns along with the motion ControlNet on dense tracks (a fifth of the clips with
+        # the ControlNet off): a UNet trained alone never learned to use a motion direction, so the later
+        # stages could not either (docs/default_model.md, seventh session). Cosine decay: at a constant rate
+        # the loss was still falling at 1400 steps.
+        "base": {
+            "max_steps": 4800,
+            "optim": {"lr_scheduler": "cosine"},
+            "data": {"flow_dropout": 0.2, "curriculum": {"dense_steps": -1}},
+            "model": {"base": {"train_flow_controlnet": True}, "flow_encoding": FLOW_ENCODING},
+        },
         "controlnet": {
             "max_steps": 2000,
             "data": {"curriculum": {"dense_steps": 750}},
-            "model": {
-                "flow_encoding": {"blur_sigma": 2.5, "kernel_size": 25, "kernel_normalization": "peak"}
-            },
+            "model": {"flow_encoding": FLOW_ENCODING},
         },
         "camera": {"max_steps": 400, "optim": {"learning_rate": 1.0e-3}},
         "object": {"max_steps": 400, "optim": {"learning_rate": 1.0e-3}, "loss": {"ortho_weight": 0.1}},
