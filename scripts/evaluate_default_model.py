@@ -115,6 +115,27 @@ def _first_frame_error(run, cases, run_dir: Path) -> float:
     return float(np.mean(errors))
 
 
+def card_command(args: argparse.Namespace) -> str:
+    """The command that measured the card's table, with this machine's folders left out.
+
+    Ablation folders become ``DIR1``, ``DIR2``, ... (their modes kept); ``--model``, ``--out`` and
+    ``--table`` are paths of the run, not settings of the measurement.
+    """
+    parts = ["python scripts/evaluate_default_model.py", f"--seeds {args.seeds.start}:{args.seeds.stop}"]
+    if args.motion_scale is not None:
+        parts.append(f"--motion-scale {args.motion_scale:g}")
+    if args.steps != 25:
+        parts.append(f"--steps {args.steps}")
+    if args.guidance_scale != 7.5:
+        parts.append(f"--guidance-scale {args.guidance_scale:g}")
+    for number, entry in enumerate(args.ablation, start=1):
+        name, _, folder = entry.partition("=")
+        mode = folder.rpartition("@")[2] if "@" in folder else None
+        parts.append(f"--ablation {name}=DIR{number}" + (f"@{mode}" if mode else ""))
+    parts.append("--update-card")
+    return " ".join(parts)
+
+
 def main(argv: list[str] | None = None) -> int:
     from imageconductor.evaluation.cli import seed_range
 
@@ -228,10 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.update_card:
         from imageconductor.training.make_default import write_card_metrics
 
-        command = "python scripts/evaluate_default_model.py " + " ".join(
-            argv if argv is not None else sys.argv[1:]
-        )
-        write_card_metrics(args.model, table, command)
+        write_card_metrics(args.model, table, card_command(args))
     return 0
 
 
