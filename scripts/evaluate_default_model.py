@@ -115,28 +115,15 @@ def _first_frame_error(run, cases, run_dir: Path) -> float:
     return float(np.mean(errors))
 
 
-def card_command(args: argparse.Namespace) -> str:
-    """The command that measured the card's table, with this machine's folders left out.
-
-    Ablation folders become ``DIR1``, ``DIR2``, ... (their modes kept); ``--model``, ``--out`` and
-    ``--table`` are paths of the run, not settings of the measurement.
-    """
-    parts = ["python scripts/evaluate_default_model.py", f"--seeds {args.seeds.start}:{args.seeds.stop}"]
-    if args.motion_scale is not None:
-        parts.append(f"--motion-scale {args.motion_scale:g}")
-    if args.steps != 25:
-        parts.append(f"--steps {args.steps}")
-    if args.guidance_scale != 7.5:
-        parts.append(f"--guidance-scale {args.guidance_scale:g}")
-    for number, entry in enumerate(args.ablation, start=1):
-        name, _, folder = entry.partition("=")
-        mode = folder.rpartition("@")[2] if "@" in folder else None
-        parts.append(f"--ablation {name}=DIR{number}" + (f"@{mode}" if mode else ""))
-    parts.append("--update-card")
-    return " ".join(parts)
+def parse_ablation(item: str) -> tuple[str, str, str]:
+    """``NAME=DIR[@MODE]`` as ``(name, folder, mode)``; ``mode`` is "" when not given."""
+    name, _, target = item.partition("=")
+    folder, _, mode = target.partition("@")
+    return name, folder, mode
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The script's options."""
     from imageconductor.evaluation.cli import seed_range
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -163,6 +150,31 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also write the table into the model card (README.md of --model)",
     )
+    return parser
+
+
+def card_command(args: argparse.Namespace) -> str:
+    """The command that measured the card's table, with this machine's folders left out.
+
+    Options left at their defaults are omitted; ablation folders become ``DIR1``, ``DIR2``, ... (their
+    modes kept); ``--model``, ``--out`` and ``--table`` are paths of the run, not settings of the
+    measurement.
+    """
+    defaults = build_parser()
+    parts = ["python scripts/evaluate_default_model.py", f"--seeds {args.seeds.start}:{args.seeds.stop}"]
+    for name in ("motion_scale", "steps", "guidance_scale"):
+        value = getattr(args, name)
+        if value != defaults.get_default(name):
+            parts.append(f"--{name.replace('_', '-')} {value:g}")
+    for number, item in enumerate(args.ablation, start=1):
+        name, _, mode = parse_ablation(item)
+        parts.append(f"--ablation {name}=DIR{number}" + (f"@{mode}" if mode else ""))
+    parts.append("--update-card")
+    return " ".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
 
     import torch
@@ -174,8 +186,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ablations = {}
     for item in args.ablation:
-        label, _, target = item.partition("=")
-        folder, _, mode = target.partition("@")
+        label, folder, mode = parse_ablation(item)
         ablations[label] = (Path(folder), mode or "object")
     info = read_model_info(args.model)
     if not info:

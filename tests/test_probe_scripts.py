@@ -93,16 +93,22 @@ def test_dense_condition_points_the_way_the_clip_moves():
 
 
 def test_card_command_keeps_the_settings_and_leaves_out_local_folders():
-    import argparse
+    from evaluate_default_model import build_parser, card_command
 
-    from evaluate_default_model import card_command
-
-    args = argparse.Namespace(
-        seeds=range(10_000, 10_016),
-        motion_scale=None,
-        steps=25,
-        guidance_scale=1.0,
-        ablation=["no-ortho=/work/b/no-ortho", "sparse-only=/work/b/sparse@none"],
+    args = build_parser().parse_args(
+        [
+            "--seeds",
+            "10000:10016",
+            "--guidance-scale",
+            "1",
+            "--ablation",
+            "no-ortho=/work/b/no-ortho",
+            "--ablation",
+            "sparse-only=/work/b/sparse@none",
+            "--out",
+            "/work/b/eval",
+            "--update-card",
+        ]
     )
     assert card_command(args) == (
         "python scripts/evaluate_default_model.py --seeds 10000:10016 --guidance-scale 1 "

@@ -281,8 +281,8 @@ class Mp4Writer:
         stream.pix_fmt = "yuv420p"
         # Byte-identical files (resumable, engine-independent curation) need two settings. x264's output
         # depends on its thread count, which "auto" ties to the machine, so the count is fixed. And its
-        # macroblock-tree rate control (float SIMD; the AVX-512 path read past small frames and gave
-        # run-to-run different bytes) is off: files are larger at the same crf, and closer to the input.
+        # macroblock-tree rate control is off: with it, x264's AVX-512 code gave run-to-run different bytes
+        # for small frames (docs/synthetic.md). Files are larger at the same crf, and closer to the input.
         threads = str(self.encoder_threads)
         stream.options = {"crf": str(self.crf), "preset": self.preset, "threads": threads, "mbtree": "0"}
         stream.codec_context.thread_count = self.encoder_threads

@@ -192,15 +192,15 @@ class DiffusionTrainingTask(TrainingTask):
         self.train_text_encoder = config.stage == "base" and config.model.base.train_text_encoder
         self.base_trains_flow = config.stage == "base" and config.model.base.train_flow_controlnet
         prepare_stage_adapters(components, config)
-        uses_flow = self.uses_flow = config.stage != "base" or self.base_trains_flow
+        self.uses_flow = config.stage != "base" or self.base_trains_flow
         self.models = StageModels(
             unet=components.unet,
             image_controlnet=components.image_controlnet,
-            flow_controlnet=components.flow_controlnet if uses_flow else None,
+            flow_controlnet=components.flow_controlnet if self.uses_flow else None,
             text_encoder=components.text_encoder,
             vae=components.vae,
         )
-        if uses_flow and adapter_names(components.flow_controlnet):
+        if self.uses_flow and adapter_names(components.flow_controlnet):
             activate_adapters(
                 components.flow_controlnet,
                 STAGE_ACTIVE_ADAPTERS[config.stage],
@@ -218,7 +218,7 @@ class DiffusionTrainingTask(TrainingTask):
             components.text_encoder,
             components.unet,
             components.image_controlnet,
-            components.flow_controlnet if uses_flow else None,
+            components.flow_controlnet if self.uses_flow else None,
         )
         self.noise_scheduler = DDPMScheduler.from_config(components.scheduler.config)
         self.step = 0
