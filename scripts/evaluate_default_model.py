@@ -86,7 +86,7 @@ def _still_video(case):
     return np.repeat(case.image[None], len(case.reference), axis=0)
 
 
-class _VaeRoundTrip:
+class VaeRoundTrip:
     """The held-out clip encoded and decoded by a VAE: the best any model with that VAE can draw."""
 
     def __init__(self, vae) -> None:
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         extra = {}
         if "video" in row:
             references = {"clip": _reference_video, "still": _still_video}
-            generate = references.get(row["video"]) or _VaeRoundTrip(pipeline(args.model).vae)
+            generate = references.get(row["video"]) or VaeRoundTrip(pipeline(args.model).vae)
         else:
             folder = row.get("model", args.model)
             extra["model"] = str(folder)

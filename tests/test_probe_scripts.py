@@ -1,4 +1,5 @@
-"""The measuring helpers of scripts/motion_direction_probe.py and scripts/denoised_motion_probe.py."""
+"""The measuring helpers of scripts/motion_direction_probe.py, scripts/denoised_motion_probe.py,
+scripts/evaluate_default_model.py and scripts/vae_reconstruction.py."""
 
 from __future__ import annotations
 
@@ -114,3 +115,48 @@ def test_card_command_keeps_the_settings_and_leaves_out_local_folders():
         "python scripts/evaluate_default_model.py --seeds 10000:10016 --guidance-scale 1 "
         "--ablation no-ortho=DIR1 --ablation sparse-only=DIR2@none --update-card"
     )
+
+
+class _FakeVae:
+    """A stand-in VAE: ``encode`` keeps the frames as they are, ``decode`` passes them through ``draw``."""
+
+    def __init__(self, draw) -> None:
+        self.draw = draw
+
+    def encode(self, frames):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(latent_dist=SimpleNamespace(mean=frames))
+
+    def decode(self, latents):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(sample=self.draw(latents))
+
+
+def test_motion_floor_scores_what_the_vae_draws(tmp_path):
+    from vae_reconstruction import motion_floor
+
+    from imageconductor.evaluation.cases import synthetic_clip_suite
+    from imageconductor.evaluation.runner import run_suite
+
+    seeds, size, world = range(10_000, 10_001), (8, 64, 96), {"texture_scale": 3.0, "motion_scale": 3.0}
+    lossless = motion_floor(_FakeVae(lambda x: x), seeds, *size, world, tmp_path / "lossless")
+    frozen = motion_floor(_FakeVae(lambda x: x[:1].expand_as(x)), seeds, *size, world, tmp_path / "frozen")
+    for kind in ("object", "camera"):
+        suite, cases = synthetic_clip_suite(kind, seeds, 8, 96, 64, **world)
+        exact = run_suite(
+            suite, lambda case: case.reference, cases, tmp_path / "exact", label=kind, progress=False
+        )
+        still = run_suite(
+            suite,
+            lambda case: np.repeat(case.image[None], 8, 0),
+            cases,
+            tmp_path / "still",
+            label=kind,
+            progress=False,
+        )
+        # a lossless VAE scores the exact clip; one that draws the first frame throughout scores a still video
+        assert lossless[kind] == pytest.approx(exact.summary()["motion_error_px"], abs=1e-6)
+        assert frozen[kind] == pytest.approx(still.summary()["motion_error_px"], abs=1e-6)
+        assert frozen[kind] > lossless[kind] + 0.5
