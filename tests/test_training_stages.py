@@ -493,6 +493,12 @@ def test_plan_overrides_set_nested_values_and_reject_bad_items(tmp_path, capsys)
     assert configs[4].loss.ortho_weight == 0.0 and configs[2].data.curriculum.dense_steps == 0
     assert configs[3].max_steps == DEFAULT_PLAN["stages"]["camera"]["max_steps"]
     assert DEFAULT_PLAN["stages"]["object"]["loss"]["ortho_weight"] == pytest.approx(0.1)  # not modified
+    # one stage's value changes that stage only, also where a plan shares one dict between stages
+    shared = {"blur_sigma": 2.5}
+    plan = {"stages": {"base": {"flow_encoding": shared}, "controlnet": {"flow_encoding": shared}}}
+    wider = plan_with_overrides(plan, ["stages.controlnet.flow_encoding.blur_sigma=6"])["stages"]
+    assert wider["controlnet"]["flow_encoding"]["blur_sigma"] == 6
+    assert wider["base"]["flow_encoding"]["blur_sigma"] == 2.5 and shared["blur_sigma"] == 2.5
     for bad in ("stages.object.loss.ortho_weight", "seed.x=1", "=3"):
         with pytest.raises(ValueError, match="override"):
             plan_with_overrides(DEFAULT_PLAN, [bad])
@@ -500,6 +506,33 @@ def test_plan_overrides_set_nested_values_and_reject_bad_items(tmp_path, capsys)
     assert main(["--out", str(tmp_path / "m"), "--set", "stages.object.loss.ortho_wieght=0"]) == 2
     assert "ortho_wieght" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
+
+
+def test_card_names_the_final_flow_encoding_and_the_stages_that_trained_with_another(tmp_path):
+    from imageconductor.training.make_default import (
+        DEFAULT_PLAN,
+        _encoding_line,
+        plan_with_overrides,
+        stage_configs,
+    )
+
+    assert "trained with" not in _encoding_line(
+        stage_configs(DEFAULT_PLAN, tmp_path)
+    )  # one encoding throughout
+    overrides = [
+        "stages.controlnet.model.flow_encoding.blur_sigma=6.0",
+        "stages.controlnet.model.flow_encoding.kernel_size=37",
+    ]
+    line = _encoding_line(stage_configs(plan_with_overrides(DEFAULT_PLAN, overrides), tmp_path))
+    final = {"blur_sigma": 6.0, "kernel_size": 37}
+    base = DEFAULT_PLAN["stages"]["base"]["model"]["flow_encoding"]
+    assert line.startswith(
+        f"Gaussian sigma {final['blur_sigma']}, {final['kernel_size']}x{final['kernel_size']}"
+    )
+    assert line.endswith(
+        f"; stage base trained with sigma {base['blur_sigma']}, {base['kernel_size']}x{base['kernel_size']}"
+    )
+    assert "stage controlnet" not in line
 
 
 def test_vae_norm_groups_setting_reaches_every_group_norm():

@@ -148,7 +148,9 @@ def plan_with_overrides(plan: dict[str, Any], overrides: list[str]) -> dict[str,
     """``plan`` with ``KEY.PATH=VALUE`` items set (VALUE read as YAML), e.g.
     ``stages.object.loss.ortho_weight=0``; raises ValueError for an item without ``=`` or a path through
     a non-mapping."""
-    plan = copy.deepcopy(plan)
+    # A JSON round trip, not deepcopy: deepcopy keeps values shared between stages shared (FLOW_ENCODING
+    # is one dict in two stages), so setting one stage's value would set the other's too.
+    plan = json.loads(json.dumps(plan))
     for item in overrides:
         path, sep, text = item.partition("=")
         keys = path.strip().split(".")
@@ -368,11 +370,19 @@ def _encoding_line(configs: list[TrainingConfig]) -> str:
     for config in configs:
         encoding = config.model.flow_encoding or encoding
     if encoding is None or encoding.is_official:
-        return "the released encoding (99x99 Gaussian, sigma 10, summing to 1)"
-    return (
-        f"Gaussian sigma {encoding.blur_sigma}, {encoding.kernel_size}x{encoding.kernel_size}, kernel normalised "
-        f"to {encoding.kernel_normalization} 1 (`flow_encoding` in model_index.json)"
-    )
+        line = "the released encoding (99x99 Gaussian, sigma 10, summing to 1)"
+    else:
+        line = (
+            f"Gaussian sigma {encoding.blur_sigma}, {encoding.kernel_size}x{encoding.kernel_size}, kernel "
+            f"normalised to {encoding.kernel_normalization} 1 (`flow_encoding` in model_index.json)"
+        )
+    earlier = [
+        f"stage {c.stage} trained with sigma {c.model.flow_encoding.blur_sigma}, "
+        f"{c.model.flow_encoding.kernel_size}x{c.model.flow_encoding.kernel_size}"
+        for c in configs
+        if c.model.flow_encoding is not None and c.model.flow_encoding != encoding
+    ]
+    return line + "".join(f"; {item}" for item in earlier)
 
 
 def _mean_of_last(history: list[dict[str, float]], count: int) -> dict[str, float]:
