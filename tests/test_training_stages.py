@@ -516,9 +516,8 @@ def test_card_names_the_final_flow_encoding_and_the_stages_that_trained_with_ano
         stage_configs,
     )
 
-    assert "trained with" not in _encoding_line(
-        stage_configs(DEFAULT_PLAN, tmp_path)
-    )  # one encoding throughout
+    # the plan's own stages share one encoding: nothing to name
+    assert "trained with" not in _encoding_line(stage_configs(DEFAULT_PLAN, tmp_path))
     overrides = [
         "stages.controlnet.model.flow_encoding.blur_sigma=6.0",
         "stages.controlnet.model.flow_encoding.kernel_size=37",
