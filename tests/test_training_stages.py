@@ -523,11 +523,8 @@ def test_card_names_the_final_flow_encoding_and_the_stages_that_trained_with_ano
         "stages.controlnet.model.flow_encoding.kernel_size=37",
     ]
     line = _encoding_line(stage_configs(plan_with_overrides(DEFAULT_PLAN, overrides), tmp_path))
-    final = {"blur_sigma": 6.0, "kernel_size": 37}
     base = DEFAULT_PLAN["stages"]["base"]["model"]["flow_encoding"]
-    assert line.startswith(
-        f"Gaussian sigma {final['blur_sigma']}, {final['kernel_size']}x{final['kernel_size']}"
-    )
+    assert line.startswith("Gaussian sigma 6.0, 37x37, kernel normalised to peak 1")
     assert line.endswith(
         f"; stage base trained with sigma {base['blur_sigma']}, {base['kernel_size']}x{base['kernel_size']}"
     )

@@ -30,6 +30,7 @@ import yaml
 
 from imageconductor.pipelines import MODEL_INFO_FILE
 from imageconductor.training.config import SAVED_CONFIG_FILE, TrainingConfig
+from imageconductor.trajectories import FlowEncoding
 
 logger = logging.getLogger(__name__)
 
@@ -365,7 +366,8 @@ def write_card_metrics(folder: str | Path, table: str, command: str) -> Path:
 
 
 def _encoding_line(configs: list[TrainingConfig]) -> str:
-    """The flow encoding the plan's last stage ends up with (each stage keeps the loaded one when unset)."""
+    """The flow encoding the plan's last stage ends up with (each stage keeps the loaded one when unset),
+    then any stage that trained with another."""
     encoding = None
     for config in configs:
         encoding = config.model.flow_encoding or encoding
@@ -373,16 +375,17 @@ def _encoding_line(configs: list[TrainingConfig]) -> str:
         line = "the released encoding (99x99 Gaussian, sigma 10, summing to 1)"
     else:
         line = (
-            f"Gaussian sigma {encoding.blur_sigma}, {encoding.kernel_size}x{encoding.kernel_size}, kernel "
-            f"normalised to {encoding.kernel_normalization} 1 (`flow_encoding` in model_index.json)"
+            f"Gaussian {_blur_size(encoding)}, kernel normalised to {encoding.kernel_normalization} 1 "
+            "(`flow_encoding` in model_index.json)"
         )
-    earlier = [
-        f"stage {c.stage} trained with sigma {c.model.flow_encoding.blur_sigma}, "
-        f"{c.model.flow_encoding.kernel_size}x{c.model.flow_encoding.kernel_size}"
-        for c in configs
-        if c.model.flow_encoding is not None and c.model.flow_encoding != encoding
-    ]
-    return line + "".join(f"; {item}" for item in earlier)
+    for config in configs:
+        if config.model.flow_encoding is not None and config.model.flow_encoding != encoding:
+            line += f"; stage {config.stage} trained with {_blur_size(config.model.flow_encoding)}"
+    return line
+
+
+def _blur_size(encoding: FlowEncoding) -> str:
+    return f"sigma {encoding.blur_sigma}, {encoding.kernel_size}x{encoding.kernel_size}"
 
 
 def _mean_of_last(history: list[dict[str, float]], count: int) -> dict[str, float]:
