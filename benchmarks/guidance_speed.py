@@ -7,7 +7,9 @@ Three variants:
 
 * ``cfg``             — the released sampler: one batched call over rows [negative, positive];
 * ``camera_free``     — Eq. 5, one batched call over rows [∅/none, c/none, c/object] (the pipeline);
-* ``camera_free_seq`` — Eq. 5 evaluated naively: three separate noise predictions per step (baseline).
+* ``camera_free_seq`` — Eq. 5 evaluated naively: three separate noise predictions per step (baseline);
+* ``cfg_motion``      — CFG plus motion guidance (scale 2): rows [negative, positive, positive / control
+  off]; the third row runs the UNet only, no flow ControlNet.
 
 Timing: one process loads the model once and measures the variants round-robin (round after round),
 so a neighbour's load on a shared machine hits every variant alike; each figure is the median over
@@ -15,7 +17,8 @@ rounds of one step's wall-clock and process-CPU seconds. Memory: each variant ru
 process and reports that step's peak resident set size (the kernel's peak count is reset after loading),
 and how much it exceeds the RSS after loading (the step's working memory).
 
-Target: camera_free <= 1.6 x cfg per step (the FLOP floor is 1.5 x: three UNet rows instead of two).
+Target: camera_free <= 1.6 x cfg per step (the FLOP floor is 1.5 x: three UNet rows instead of two);
+cfg_motion below camera_free (its extra row skips the flow ControlNet).
 
     python benchmarks/guidance_speed.py [--frames 16 --height 128 --width 192 --rounds 3 --threads 2]
 """
@@ -32,8 +35,9 @@ import time
 from pathlib import Path
 
 DEFAULT_FIXTURE = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "official-tiny"
-VARIANTS = ("cfg", "camera_free", "camera_free_seq")
+VARIANTS = ("cfg", "camera_free", "camera_free_seq", "cfg_motion")
 TRAJ_SCALE = 1.5
+MOTION_GUIDANCE = 2.0
 
 
 def _status_mib(field: str) -> float:
@@ -92,7 +96,9 @@ def _inputs(args: argparse.Namespace) -> dict:
     }
 
 
-def _pipeline_steps(pipe, inputs: dict, steps: int, camera_free: float | None) -> list[tuple[float, float]]:
+def _pipeline_steps(
+    pipe, inputs: dict, steps: int, camera_free: float | None, motion_guidance: float = 1.0
+) -> list[tuple[float, float]]:
     """``steps`` sampling steps through the pipeline; (wall, cpu) of every step after the first."""
     stamps: list[tuple[float, float]] = []
 
@@ -104,6 +110,7 @@ def _pipeline_steps(pipe, inputs: dict, steps: int, camera_free: float | None) -
         **inputs,
         mode="object",
         camera_free_guidance=camera_free,
+        motion_guidance_scale=motion_guidance,
         num_inference_steps=steps,
         output_type="latent",
         callback_on_step_end=stamp,
@@ -146,6 +153,8 @@ def _steps(variant: str, pipe, inputs: dict, steps: int) -> list[tuple[float, fl
         return _pipeline_steps(pipe, inputs, steps, camera_free=None)
     if variant == "camera_free":
         return _pipeline_steps(pipe, inputs, steps, camera_free=TRAJ_SCALE)
+    if variant == "cfg_motion":
+        return _pipeline_steps(pipe, inputs, steps, camera_free=None, motion_guidance=MOTION_GUIDANCE)
     return _sequential_steps(pipe, inputs, steps)
 
 
@@ -220,6 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"camera-free / CFG = {median('camera_free', 0) / base_wall:.2f}x wall, "
         f"{median('camera_free', 1) / base_cpu:.2f}x CPU (target <= 1.6x, FLOP floor 1.5x)"
+    )
+    print(
+        f"CFG + motion guidance / CFG = {median('cfg_motion', 0) / base_wall:.2f}x wall, "
+        f"{median('cfg_motion', 1) / base_cpu:.2f}x CPU (target: below camera-free)"
     )
     return 0
 

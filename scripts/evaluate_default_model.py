@@ -143,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--guidance-scale", type=float, default=7.5, help="text CFG scale (default 7.5)")
+    parser.add_argument(
+        "--motion-guidance",
+        type=float,
+        default=1.0,
+        help="motion guidance scale of every row with trajectory control (default 1: off, as released)",
+    )
     parser.add_argument("--out", type=Path, default=Path("eval-default-model"))
     parser.add_argument("--table", type=Path, default=None, help="also write the Markdown table here")
     parser.add_argument(
@@ -162,7 +168,7 @@ def card_command(args: argparse.Namespace) -> str:
     """
     defaults = build_parser()
     parts = ["python scripts/evaluate_default_model.py", f"--seeds {args.seeds.start}:{args.seeds.stop}"]
-    for name in ("motion_scale", "steps", "guidance_scale"):
+    for name in ("motion_scale", "steps", "guidance_scale", "motion_guidance"):
         value = getattr(args, name)
         if value != defaults.get_default(name):
             parts.append(f"--{name.replace('_', '-')} {value:g}")
@@ -229,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
                 num_inference_steps=args.steps,
                 guidance_scale=args.guidance_scale,
                 camera_free_guidance=row.get("cfg_traj"),
+                # control-off rows have no trajectory effect to extrapolate
+                motion_guidance_scale=args.motion_guidance if row.get("flow_scale", 1.0) else 1.0,
                 flow_conditioning_scale=row.get("flow_scale", 1.0),
                 seed=0,
             )
@@ -238,9 +246,10 @@ def main(argv: list[str] | None = None) -> int:
         summaries.append({**row, **result.summary(), "first_frame_error": first_frame, **extra})
         print(json.dumps(summaries[-1], default=str), flush=True)
 
+    motion_guidance = f", motion guidance {args.motion_guidance:g}" if args.motion_guidance != 1 else ""
     lines = [
         f"Held-out synthetic clips: seeds {args.seeds.start}..{args.seeds.stop - 1} ({len(args.seeds)} per suite), "
-        f"{frames} frames at {width}x{height}, motion scale {world['motion_scale']:g}, {args.steps} DDIM steps, CFG {args.guidance_scale:g}, seed 0; pixels of the "
+        f"{frames} frames at {width}x{height}, motion scale {world['motion_scale']:g}, {args.steps} DDIM steps, CFG {args.guidance_scale:g}{motion_guidance}, seed 0; pixels of the "
         f"{width}x{height} frame.",
         "",
         "| row | suite | mode | motion error px (ObjMC / CamMC) | background motion / trajectory length | "

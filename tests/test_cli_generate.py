@@ -272,3 +272,30 @@ def test_other_commands_are_listed_without_importing_them(capsys):
     out = capsys.readouterr().out
     for name in ("generate", "curate", "train", "evaluate", "trajectories"):
         assert name in out
+
+
+def test_motion_guidance_option_reaches_the_sampler(
+    official_dir, official_manifest, image_path, tmp_path, capsys
+):
+    """``--motion-guidance 0`` without CFG is trajectory control off; 1 is not; a negative value is refused."""
+    args = [
+        *_base_args(official_dir, official_manifest, image_path, tmp_path / "x.mp4"),
+        "--guidance-scale",
+        "1",
+    ]
+    args += ["--no-side-by-side", "--mode", "object"]
+    videos = {}
+    for name, extra in {
+        "guided0": ["--motion-guidance", "0"],
+        "off": ["--flow-scale", "0"],
+        "on": [],
+    }.items():
+        args[args.index("--out") + 1] = str(tmp_path / f"{name}.mp4")
+        assert main([*args, *extra]) == 0
+        videos[name] = read_video(tmp_path / f"{name}.mp4")[0].astype(int)
+    assert np.abs(videos["guided0"] - videos["off"]).mean() < 0.05  # equal up to float rounding + H.264
+    assert np.abs(videos["on"] - videos["off"]).mean() > 1
+    with pytest.raises(SystemExit) as info:
+        main([*args, "--motion-guidance", "-1"])
+    assert info.value.code == 2
+    assert "expected a finite number >= 0" in capsys.readouterr().err

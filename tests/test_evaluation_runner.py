@@ -163,6 +163,11 @@ def test_pipeline_generator_passes_settings_and_converts_frames():
         kwargs["trajectories"].tracks[0], suite["line_right"].trajectories.tracks[0] / 2
     )
     assert generate.settings["camera_free_guidance"] == 2.0
+    # motion guidance: passed on; recorded only when it is not the released 1 (older folders still resume)
+    assert kwargs["motion_guidance_scale"] == 1.0 and "motion_guidance_scale" not in generate.settings
+    guided = PipelineGenerator(fake_pipe, num_frames=4, height=128, width=192, motion_guidance_scale=2.0)
+    guided(case)
+    assert calls[-1]["motion_guidance_scale"] == 2.0 and guided.settings["motion_guidance_scale"] == 2.0
 
 
 def test_untrackable_videos_are_scored_not_fatal(object_clips, tmp_path):

@@ -102,6 +102,8 @@ def test_card_command_keeps_the_settings_and_leaves_out_local_folders():
             "10000:10016",
             "--guidance-scale",
             "1",
+            "--motion-guidance",
+            "2",
             "--ablation",
             "no-ortho=/work/b/no-ortho",
             "--ablation",
@@ -112,7 +114,7 @@ def test_card_command_keeps_the_settings_and_leaves_out_local_folders():
         ]
     )
     assert card_command(args) == (
-        "python scripts/evaluate_default_model.py --seeds 10000:10016 --guidance-scale 1 "
+        "python scripts/evaluate_default_model.py --seeds 10000:10016 --guidance-scale 1 --motion-guidance 2 "
         "--ablation no-ortho=DIR1 --ablation sparse-only=DIR2@none --update-card"
     )
 

@@ -529,6 +529,17 @@ def test_card_names_the_final_flow_encoding_and_the_stages_that_trained_with_ano
         f"; stage base trained with sigma {base['blur_sigma']}, {base['kernel_size']}x{base['kernel_size']}"
     )
     assert "stage controlnet" not in line
+    # a stage whose encoding differs only in the kernel's normalisation is named with it
+    line = _encoding_line(
+        stage_configs(
+            plan_with_overrides(DEFAULT_PLAN, ["stages.base.model.flow_encoding.kernel_normalization=sum"]),
+            tmp_path,
+        )
+    )
+    assert line.endswith(
+        f"; stage base trained with sigma {base['blur_sigma']}, {base['kernel_size']}x{base['kernel_size']}, "
+        "kernel normalised to sum 1"
+    )
 
 
 def test_vae_norm_groups_setting_reaches_every_group_norm():

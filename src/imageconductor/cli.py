@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import random
 import sys
 import time
@@ -92,6 +93,7 @@ def _add_generate_parser(subparsers: argparse._SubParsersAction) -> argparse.Arg
         default=None,
         help="λ_traj of camera-free guidance (paper Eq. 5); off by default",
     )
+    parser.add_argument("--motion-guidance", type=non_negative_float, default=1.0, help=MOTION_GUIDANCE_HELP)
     parser.add_argument("--flow-scale", type=float, default=1.0, help=FLOW_SCALE_HELP)
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed)")
     add_frame_size_options(parser)
@@ -142,6 +144,11 @@ def add_frame_size_options(parser: argparse.ArgumentParser | argparse._ArgumentG
 
 #: Help of ``--flow-scale`` (generate and evaluate).
 FLOW_SCALE_HELP = "factor on the motion ControlNet's residuals (default 1; 0 = trajectory control off)"
+MOTION_GUIDANCE_HELP = (
+    "motion guidance: extrapolate the trajectories' effect against trajectory control off, like CFG does "
+    "the prompt's (default 1 = off, as released; e.g. 2 follows the trajectories more strongly; one more "
+    "batch row)"
+)
 
 
 def parse_mode(text: str) -> str | dict[str, float]:
@@ -170,6 +177,17 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
     return value
 
 
@@ -362,6 +380,7 @@ def run_generate(args: argparse.Namespace) -> int:
             num_inference_steps=args.steps,
             guidance_scale=args.guidance_scale,
             camera_free_guidance=args.camera_free_guidance,
+            motion_guidance_scale=args.motion_guidance,
             flow_conditioning_scale=args.flow_scale,
             generator=torch.Generator(device=device).manual_seed(seed),
             output_type="pt",

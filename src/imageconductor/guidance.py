@@ -19,10 +19,24 @@ those rows in batch order and turns their predictions into one guided prediction
 
 As in the released code, guidance is switched off when ``guidance_scale <= 1``: the negative row is
 dropped and ``λ_cfg`` counts as 1 (so camera-free guidance keeps only its two positive rows).
+
+* motion guidance (this project's addition, off by default), ``motion_guidance_scale = s``: one more
+  row, the positive prompt with trajectory control off (the motion ControlNet not run), and the
+  trajectory condition's effect extrapolated like classifier-free guidance extrapolates the prompt's::
+
+      rows = [..., positive / off]
+      eps  = (the rule above) + (s - 1) * (eps_on(c) - eps_off(c))
+
+  ``eps_on(c)`` is the positive row with the motion ControlNet as the rule above uses it: the mode
+  adapter, or θ₀ under camera-free guidance. ``s = 1`` adds no row and changes nothing; ``s = 0`` with
+  ``guidance_scale <= 1`` and no camera-free guidance gives the video with trajectory control off; ``s > 1``
+  pushes the video further along the trajectories.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -35,6 +49,7 @@ __all__ = [
     "GuidanceRow",
     "camera_free_guidance",
     "classifier_free_guidance",
+    "motion_guidance",
     "normalize_mode",
     "plan_guidance",
 ]
@@ -85,6 +100,7 @@ class GuidanceRow:
 
     text: str  # "negative" or "positive"
     adapter: AdapterSelection
+    flow: bool = True  # False: the motion ControlNet is not run for this row (trajectory control off)
 
 
 def classifier_free_guidance(eps_uncond: torch.Tensor, eps_cond: torch.Tensor, scale: float) -> torch.Tensor:
@@ -111,6 +127,14 @@ def camera_free_guidance(
     return guided + traj_scale * (eps_traj_cond - eps_base_cond)
 
 
+def motion_guidance(
+    guided: torch.Tensor, eps_flow_cond: torch.Tensor, eps_off_cond: torch.Tensor, scale: float
+) -> torch.Tensor:
+    """``guided + (scale - 1) * (eps_flow_cond - eps_off_cond)``: the trajectory condition's effect on the
+    positive prediction, extrapolated (``scale`` 1 returns ``guided``)."""
+    return guided + (scale - 1.0) * (eps_flow_cond - eps_off_cond)
+
+
 @dataclass(frozen=True)
 class GuidancePlan:
     """The guidance rows of one sampling step (batch order) and the rule that combines them."""
@@ -118,10 +142,15 @@ class GuidancePlan:
     rows: tuple[GuidanceRow, ...]
     guidance_scale: float
     camera_free_guidance: float | None
+    motion_guidance_scale: float = 1.0
 
     @property
     def num_rows(self) -> int:
         return len(self.rows)
+
+    @property
+    def uses_motion_guidance(self) -> bool:
+        return any(not row.flow for row in self.rows)
 
     @property
     def uses_negative_prompt(self) -> bool:
@@ -131,32 +160,45 @@ class GuidancePlan:
         """Per-sample adapter list for a batch made of ``num_rows`` groups of ``batch_size`` samples."""
         return [row.adapter for row in self.rows for _ in range(batch_size)]
 
+    def row_flow_scales(self, batch_size: int, flow_scale: float = 1.0) -> list[float]:
+        """Per-sample factor on the motion-ControlNet residuals: ``flow_scale``, or 0 for rows without it."""
+        return [flow_scale if row.flow else 0.0 for row in self.rows for _ in range(batch_size)]
+
     def combine(self, eps: torch.Tensor) -> torch.Tensor:
         """Turn the stacked predictions ``(num_rows * B, ...)`` into the guided prediction ``(B, ...)``."""
         if eps.shape[0] % self.num_rows:
             raise ValueError(f"expected a multiple of {self.num_rows} rows, got a batch of {eps.shape[0]}")
         parts = eps.chunk(self.num_rows)
+        off_cond = None
+        if self.uses_motion_guidance:
+            *parts, off_cond = parts
         uses_cfg = self.uses_negative_prompt
         if self.camera_free_guidance is None:
-            if not uses_cfg:
-                return parts[0]
-            return classifier_free_guidance(parts[0], parts[1], self.guidance_scale)
-        base_uncond, base_cond, traj_cond = parts if uses_cfg else (None, *parts)
-        return camera_free_guidance(
-            base_uncond, base_cond, traj_cond, self.guidance_scale, self.camera_free_guidance
-        )
+            flow_cond = parts[-1]
+            guided = classifier_free_guidance(*parts, self.guidance_scale) if uses_cfg else flow_cond
+        else:
+            base_uncond, flow_cond, traj_cond = parts if uses_cfg else (None, *parts)
+            guided = camera_free_guidance(
+                base_uncond, flow_cond, traj_cond, self.guidance_scale, self.camera_free_guidance
+            )
+        if off_cond is None:
+            return guided
+        return motion_guidance(guided, flow_cond, off_cond, self.motion_guidance_scale)
 
 
 def plan_guidance(
     mode: AdapterSelection,
     guidance_scale: float,
     camera_free_guidance: float | None = None,
+    motion_guidance_scale: float = 1.0,
 ) -> GuidancePlan:
     """Build the guidance rows for ``mode`` (see the module docstring for the formulas).
 
-    Raises ValueError when camera-free guidance is asked for with ``mode="none"`` (θ_traj would equal θ₀).
+    Raises ValueError when camera-free guidance is asked for with ``mode="none"`` (θ_traj would equal θ₀),
+    or when ``motion_guidance_scale`` is not a finite number ≥ 0.
     """
     mode = normalize_mode(mode)
+    motion_guidance_scale = _check_motion_guidance_scale(motion_guidance_scale)
     use_cfg = guidance_scale > 1.0
     if camera_free_guidance is None:
         rows: Sequence[GuidanceRow] = [GuidanceRow("positive", mode)]
@@ -171,4 +213,17 @@ def plan_guidance(
         if use_cfg:
             rows = [GuidanceRow("negative", "none"), *rows]
         camera_free_guidance = float(camera_free_guidance)
-    return GuidancePlan(tuple(rows), float(guidance_scale), camera_free_guidance)
+    if motion_guidance_scale != 1.0:
+        rows = [*rows, GuidanceRow("positive", "none", flow=False)]
+    return GuidancePlan(tuple(rows), float(guidance_scale), camera_free_guidance, motion_guidance_scale)
+
+
+def _check_motion_guidance_scale(value: float) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(f"motion_guidance_scale must be a finite number >= 0, got {value!r}")
+    return float(value)

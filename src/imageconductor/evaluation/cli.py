@@ -58,8 +58,10 @@ def _add_tracker_options(parser: argparse.ArgumentParser) -> None:
 def _add_suite_parser(subparsers) -> None:
     from imageconductor.cli import (
         FLOW_SCALE_HELP,
+        MOTION_GUIDANCE_HELP,
         add_frame_size_options,
         add_weight_options,
+        non_negative_float,
         parse_mode,
         positive_int,
     )
@@ -105,6 +107,9 @@ def _add_suite_parser(subparsers) -> None:
     sampling.add_argument("--steps", type=positive_int, default=25, help="DDIM steps (default 25)")
     sampling.add_argument("--guidance-scale", type=float, default=7.5, help="CFG scale (default 7.5)")
     sampling.add_argument("--camera-free-guidance", type=float, default=None, help="λ_traj (paper Eq. 5)")
+    sampling.add_argument(
+        "--motion-guidance", type=non_negative_float, default=1.0, help=MOTION_GUIDANCE_HELP
+    )
     sampling.add_argument("--flow-scale", type=float, default=1.0, help=FLOW_SCALE_HELP)
     sampling.add_argument("--seed", type=int, default=0, help="sampling seed for every video (default 0)")
     add_frame_size_options(sampling)
@@ -267,6 +272,7 @@ def _run_suite(args) -> int:
         num_inference_steps=args.steps,
         guidance_scale=args.guidance_scale,
         camera_free_guidance=args.camera_free_guidance,
+        motion_guidance_scale=args.motion_guidance,
         flow_conditioning_scale=args.flow_scale,
         seed=args.seed,
     )

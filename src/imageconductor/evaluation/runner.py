@@ -56,13 +56,18 @@ class PipelineGenerator:
     num_inference_steps: int = 25
     guidance_scale: float = 7.5
     camera_free_guidance: float | None = None
+    motion_guidance_scale: float = 1.0
     flow_conditioning_scale: float = 1.0
     seed: int = 0
     extra: dict = field(default_factory=dict)
 
     @property
     def settings(self) -> dict:
-        """The generation settings recorded with the results."""
+        """The generation settings recorded with the results (``motion_guidance_scale`` only when it is
+        not 1, so result folders written before it existed still resume)."""
+        motion = (
+            {} if self.motion_guidance_scale == 1.0 else {"motion_guidance_scale": self.motion_guidance_scale}
+        )
         return {
             "mode": self.mode,
             "num_frames": self.num_frames,
@@ -72,6 +77,7 @@ class PipelineGenerator:
             "guidance_scale": self.guidance_scale,
             "camera_free_guidance": self.camera_free_guidance,
             "flow_conditioning_scale": self.flow_conditioning_scale,
+            **motion,
             "seed": self.seed,
             **self.extra,
         }
@@ -91,6 +97,7 @@ class PipelineGenerator:
             num_inference_steps=self.num_inference_steps,
             guidance_scale=self.guidance_scale,
             camera_free_guidance=self.camera_free_guidance,
+            motion_guidance_scale=self.motion_guidance_scale,
             flow_conditioning_scale=self.flow_conditioning_scale,
             generator=generator,
             output_type="np",

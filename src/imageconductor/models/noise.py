@@ -8,6 +8,7 @@ are computed once and their residuals shared; the UNet then runs once on the who
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Hashable, Mapping, Sequence
 from contextlib import AbstractContextManager
 
@@ -112,6 +113,27 @@ def _gather_rows(residual: torch.Tensor, index: list[int], frames: int) -> torch
     return picked.reshape(-1, *residual.shape[1:])
 
 
+def _flow_scales_per_row(flow_scale: float | Sequence[float], batch: int) -> list[float]:
+    if isinstance(flow_scale, numbers.Real):
+        return [float(flow_scale)] * batch
+    scales = [float(scale) for scale in flow_scale]
+    if len(scales) != batch:
+        raise ValueError(f"flow_scale has {len(scales)} entries for a batch of {batch} rows")
+    return scales
+
+
+def _with_zero_row(residual: torch.Tensor, frames: int) -> torch.Tensor:
+    """Residuals ``(U*F, ...)`` with one more all-zero row of ``frames`` appended."""
+    return torch.cat([residual, residual.new_zeros(frames, *residual.shape[1:])])
+
+
+def _scale_rows(residual: torch.Tensor, scales: list[float]) -> torch.Tensor:
+    """Multiply each batch row's residuals ``(B*F, ...)`` by its factor."""
+    factors = torch.tensor(scales, dtype=residual.dtype, device=residual.device)
+    per_row = residual.reshape(len(scales), -1, *residual.shape[1:])
+    return (per_row * factors.view(-1, *([1] * (per_row.ndim - 1)))).reshape(residual.shape)
+
+
 def _run_controlnet(
     controlnet: nn.Module,
     rows: list[int],
@@ -190,7 +212,7 @@ def predict_noise(
     image_condition: torch.Tensor | None,
     flow_condition: torch.Tensor | None,
     adapters: Sequence[AdapterSpec] | AdapterSpec,
-    flow_scale: float = 1.0,
+    flow_scale: float | Sequence[float] = 1.0,
 ) -> torch.Tensor:
     """Noise prediction of the Image Conductor model for a batch whose rows may differ in text and adapter.
 
@@ -211,8 +233,9 @@ def predict_noise(
         flow_condition: ``(B, 2, F, H, W)`` flow at pixel resolution (``(1, ...)`` broadcasts).
         adapters: one choice per batch row: ``"camera"``, ``"object"``, ``"none"`` (no LoRA), or weights to
             blend such as ``{"camera": 0.5, "object": 1.0}``; a single choice applies to every row.
-        flow_scale: factor on the flow-ControlNet residuals (diffusers' ``controlnet_conditioning_scale``);
-            ``0`` skips the flow ControlNet: trajectory control off.
+        flow_scale: factor on the flow-ControlNet residuals (diffusers' ``controlnet_conditioning_scale``),
+            one for all rows or one per row; ``0`` skips the flow ControlNet for that row: trajectory control
+            off (rows at 0 cost the UNet only).
 
     Returns:
         ``eps`` of shape ``(B, 4, F, h, w)``.
@@ -250,17 +273,32 @@ def predict_noise(
         )
         accumulate(down, mid, groups)
 
-    if flow_controlnet is not None and flow_condition is not None and flow_scale != 0:
+    scales = _flow_scales_per_row(flow_scale, batch)
+    active = [row for row, scale in enumerate(scales) if scale != 0]
+    if flow_controlnet is not None and flow_condition is not None and active:
         flow = _batch_of(flow_condition, batch, "flow_condition", 5)
-        labels = list(zip(step_labels, adapter_keys, strict=True))
-        rows, groups = unique_rows([text, flow], labels)
+        labels = [(step_labels[row], adapter_keys[row]) for row in active]
+        compared = [text, flow]
+        if len(active) < batch:
+            picked = torch.tensor(active, device=sample.device)
+            compared = [tensor.index_select(0, picked) for tensor in compared]
+        representatives, groups = unique_rows(compared, labels)
+        rows = [active[position] for position in representatives]
         down, mid, order = _flow_residuals(
             flow_controlnet, rows, [adapter_keys[row] for row in rows], sample, timesteps, text, flow
         )
-        if flow_scale != 1:
-            down, mid = [residual * flow_scale for residual in down], mid * flow_scale
         position_of = {group: position for position, group in enumerate(order)}
-        accumulate(down, mid, [position_of[group] for group in groups])
+        index_of_active = dict(zip(active, (position_of[group] for group in groups), strict=True))
+        if len(active) < batch:  # rows without flow read an extra all-zero residual
+            down, mid = [_with_zero_row(residual, frames) for residual in down], _with_zero_row(mid, frames)
+        index = [index_of_active.get(row, len(rows)) for row in range(batch)]
+        down, mid = (
+            [_gather_rows(residual, index, frames) for residual in down],
+            _gather_rows(mid, index, frames),
+        )
+        if any(scale != 1 for scale in scales):
+            down, mid = [_scale_rows(residual, scales) for residual in down], _scale_rows(mid, scales)
+        accumulate(down, mid, list(range(batch)))
 
     dtype = unet.dtype
     return unet(

@@ -123,6 +123,8 @@ class ImageConductorPipeline(DiffusionPipeline):
       ControlNet without LoRA, θ_traj the one with the ``mode`` adapter (the object LoRA in the paper)
       and ∅ the same unconditional text the CFG uses: ``negative_prompt`` when given, otherwise the
       empty prompt "" (the paper's ∅). Image and trajectory conditions are kept in every row.
+    * ``motion_guidance_scale=s`` (this project's addition; 1 = off) — one more row, the positive prompt
+      with trajectory control off, and ``(s − 1) (ε_flow(c) − ε_off(c))`` added to either rule above.
 
     All rows of a step go through one batched ``predict_noise`` call; ``guidance_scale <= 1`` drops
     the unconditional row as the released code does.
@@ -455,6 +457,7 @@ class ImageConductorPipeline(DiffusionPipeline):
         num_inference_steps: int = 25,
         guidance_scale: float = 7.5,
         camera_free_guidance: float | None = None,
+        motion_guidance_scale: float = 1.0,
         flow_conditioning_scale: float = 1.0,
         negative_prompt: str | list[str] | None = None,
         num_videos_per_prompt: int = 1,
@@ -488,6 +491,9 @@ class ImageConductorPipeline(DiffusionPipeline):
             num_inference_steps: DDIM steps (25 in the release).
             guidance_scale: classifier-free guidance scale λ_cfg (7.5 in the release); ``<= 1`` turns it off.
             camera_free_guidance: λ_traj of the paper's Eq. 5; ``None`` is the released behaviour.
+            motion_guidance_scale: extrapolates the trajectories' effect against trajectory control off, as
+                classifier-free guidance does the prompt's (one more batch row when not 1); 1 (default) is
+                the released behaviour, above 1 the video follows the trajectories more strongly.
             flow_conditioning_scale: factor on the motion ControlNet's residuals (1 in the release); ``0``
                 turns trajectory control off (the flow ControlNet is not run), the baseline of ObjMC / CamMC.
             negative_prompt / negative_prompt_embeds: the unconditional text (default "").
@@ -524,7 +530,7 @@ class ImageConductorPipeline(DiffusionPipeline):
             raise ValueError(
                 f"flow_conditioning_scale must be a finite number, got {flow_conditioning_scale!r}"
             )
-        plan = plan_guidance(mode, guidance_scale, camera_free_guidance)
+        plan = plan_guidance(mode, guidance_scale, camera_free_guidance, motion_guidance_scale)
         device = self._execution_device
         dtype = self.unet.dtype
 
@@ -582,6 +588,7 @@ class ImageConductorPipeline(DiffusionPipeline):
         row_image_cond = _stack_rows(image_cond, plan.num_rows)
         row_flow_cond = _stack_rows(flow_cond, plan.num_rows)
         row_adapters = plan.row_adapters(batch_size)
+        row_flow_scales = plan.row_flow_scales(batch_size, flow_conditioning_scale)
 
         # 4. Timesteps and initial noise.
         self.scheduler.set_timesteps(num_inference_steps, device=device)
@@ -609,7 +616,7 @@ class ImageConductorPipeline(DiffusionPipeline):
                     image_condition=row_image_cond,
                     flow_condition=row_flow_cond,
                     adapters=row_adapters,
-                    flow_scale=flow_conditioning_scale,
+                    flow_scale=row_flow_scales,
                 )
                 eps = plan.combine(eps_rows.to(latents.dtype))
                 latents = self.scheduler.step(eps, timestep, latents, **extra_step_kwargs).prev_sample

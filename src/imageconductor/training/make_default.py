@@ -379,8 +379,11 @@ def _encoding_line(configs: list[TrainingConfig]) -> str:
             "(`flow_encoding` in model_index.json)"
         )
     for config in configs:
-        if config.model.flow_encoding is not None and config.model.flow_encoding != encoding:
-            line += f"; stage {config.stage} trained with {_blur_size(config.model.flow_encoding)}"
+        other = config.model.flow_encoding
+        if other is not None and other != encoding:
+            line += f"; stage {config.stage} trained with {_blur_size(other)}"
+            if encoding is None or other.kernel_normalization != encoding.kernel_normalization:
+                line += f", kernel normalised to {other.kernel_normalization} 1"
     return line
 
 
