@@ -124,6 +124,7 @@ def parse_ablation(item: str) -> tuple[str, str, str]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The script's options."""
+    from imageconductor.cli import non_negative_float
     from imageconductor.evaluation.cli import seed_range
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -145,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--guidance-scale", type=float, default=7.5, help="text CFG scale (default 7.5)")
     parser.add_argument(
         "--motion-guidance",
-        type=float,
+        type=non_negative_float,
         default=1.0,
         help="motion guidance scale of every row with trajectory control (default 1: off, as released)",
     )

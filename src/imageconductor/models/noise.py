@@ -296,7 +296,7 @@ def predict_noise(
             [_gather_rows(residual, index, frames) for residual in down],
             _gather_rows(mid, index, frames),
         )
-        if any(scale != 1 for scale in scales):
+        if any(scale not in (0.0, 1.0) for scale in scales):  # rows at 0 already read zeros
             down, mid = [_scale_rows(residual, scales) for residual in down], _scale_rows(mid, scales)
         accumulate(down, mid, list(range(batch)))
 
