@@ -37,3 +37,25 @@ def official_pipeline(official_dir: Path):
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+@pytest.fixture(scope="module")
+def official_sampling_inputs(official_dir: Path, official_manifest: dict) -> dict:
+    """Pipeline keyword arguments of the official-tiny golden run: its prompt, image latents, flow condition,
+    initial noise, size and CFG scale, with two DDIM steps (enough for a guided prediction to feed back)."""
+    from safetensors.torch import load_file
+
+    step = load_file(official_dir / "single_step.safetensors")
+    sampling = load_file(official_dir / "sampling.safetensors")
+    size = official_manifest["size"]
+    return {
+        "prompt": official_manifest["prompt"],
+        "image_latents": step["image_latents"],
+        "flow_condition": step["flow_condition"],
+        "latents": sampling["object.initial_latents"],
+        "num_frames": size["L"],
+        "height": size["H"],
+        "width": size["W"],
+        "num_inference_steps": 2,
+        "guidance_scale": official_manifest["sampling"]["guidance_scale"],
+    }

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 from diffusers import DDIMScheduler
-from safetensors.torch import load_file
 
 from imageconductor.conditioning import image_condition
 from imageconductor.models import predict_noise
@@ -17,22 +16,8 @@ def pipe(official_pipeline):
 
 
 @pytest.fixture(scope="module")
-def inputs(official_dir, official_manifest):
-    step = load_file(official_dir / "single_step.safetensors")
-    sampling = load_file(official_dir / "sampling.safetensors")
-    size = official_manifest["size"]
-    return {
-        "prompt": official_manifest["prompt"],
-        "image_latents": step["image_latents"],
-        "flow_condition": step["flow_condition"],
-        "latents": sampling["object.initial_latents"],
-        "num_frames": size["L"],
-        "height": size["H"],
-        "width": size["W"],
-        # Two steps: enough for the guided prediction to feed back into the next step.
-        "num_inference_steps": 2,
-        "guidance_scale": official_manifest["sampling"]["guidance_scale"],
-    }
+def inputs(official_sampling_inputs):
+    return official_sampling_inputs
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 from diffusers import DDIMScheduler
-from safetensors.torch import load_file
 
 from imageconductor.conditioning import image_condition
 from imageconductor.guidance import GuidanceRow, plan_guidance
@@ -14,37 +13,15 @@ from imageconductor.models import predict_noise
 
 
 @pytest.fixture(scope="module")
-def pipe(official_pipeline):
-    return official_pipeline
-
-
-@pytest.fixture(scope="module")
-def inputs(official_dir, official_manifest):
-    step = load_file(official_dir / "single_step.safetensors")
-    sampling = load_file(official_dir / "sampling.safetensors")
-    size = official_manifest["size"]
-    return {
-        "prompt": official_manifest["prompt"],
-        "image_latents": step["image_latents"],
-        "flow_condition": step["flow_condition"],
-        "latents": sampling["object.initial_latents"],
-        "num_frames": size["L"],
-        "height": size["H"],
-        "width": size["W"],
-        "num_inference_steps": 2,
-        "guidance_scale": official_manifest["sampling"]["guidance_scale"],
-    }
-
-
-@pytest.fixture(scope="module")
-def run(pipe, inputs):
+def run(official_pipeline, official_sampling_inputs):
     """``run(**overrides)`` -> final latents, cached."""
     cache: dict[tuple, torch.Tensor] = {}
 
     def sample(**overrides):
         key = tuple(sorted(overrides.items()))
         if key not in cache:
-            cache[key] = pipe(**{**inputs, "output_type": "latent", **overrides}).frames
+            kwargs = {**official_sampling_inputs, "output_type": "latent", **overrides}
+            cache[key] = official_pipeline(**kwargs).frames
         return cache[key]
 
     return sample
@@ -85,12 +62,18 @@ def _close(got, want, tol=1e-4):
     assert error <= tol * want.abs().max().item(), f"max|diff| {error:.3g}"
 
 
-def test_batched_motion_guidance_equals_the_formula_row_by_row(pipe, inputs, run):
+def test_batched_motion_guidance_equals_the_formula_row_by_row(
+    official_pipeline, official_sampling_inputs, run
+):
+    pipe, inputs = official_pipeline, official_sampling_inputs
     got = run(mode="object", motion_guidance_scale=2.5)
     _close(got, _unbatched(pipe, inputs, inputs["guidance_scale"], 2.5))
 
 
-def test_motion_guidance_adds_to_camera_free_guidance_through_the_adapter_free_row(pipe, inputs, run):
+def test_motion_guidance_adds_to_camera_free_guidance_through_the_adapter_free_row(
+    official_pipeline, official_sampling_inputs, run
+):
+    pipe, inputs = official_pipeline, official_sampling_inputs
     got = run(mode="camera", camera_free_guidance=1.5, motion_guidance_scale=2.0)
     _close(got, _unbatched(pipe, inputs, inputs["guidance_scale"], 2.0, adapter="camera", traj_scale=1.5))
 
@@ -129,7 +112,10 @@ def test_bad_motion_guidance_scales_are_rejected(scale):
         plan_guidance("object", 7.5, motion_guidance_scale=scale)
 
 
-def test_per_row_flow_scales_equal_separate_calls_and_skip_the_flow_net_for_rows_at_zero(pipe, inputs):
+def test_per_row_flow_scales_equal_separate_calls_and_skip_the_flow_net_for_rows_at_zero(
+    official_pipeline, official_sampling_inputs
+):
+    pipe, inputs = official_pipeline, official_sampling_inputs
     models = (pipe.unet, pipe.image_controlnet, pipe.flow_controlnet)
     text = pipe.encode_prompt(inputs["prompt"], torch.device("cpu"))
     image_cond = image_condition(inputs["image_latents"], inputs["num_frames"])
