@@ -236,8 +236,7 @@ def main(argv: list[str] | None = None) -> int:
                 num_inference_steps=args.steps,
                 guidance_scale=args.guidance_scale,
                 camera_free_guidance=row.get("cfg_traj"),
-                # control-off rows have no trajectory effect to extrapolate
-                motion_guidance_scale=args.motion_guidance if row.get("flow_scale", 1.0) else 1.0,
+                motion_guidance_scale=args.motion_guidance,
                 flow_conditioning_scale=row.get("flow_scale", 1.0),
                 seed=0,
             )

@@ -97,6 +97,8 @@ def test_plan_adds_one_flow_free_positive_row_only_when_the_scale_is_not_one():
     plan = plan_guidance("object", 7.5, motion_guidance_scale=3.0)
     assert plan.rows[-1] == GuidanceRow("positive", "none", flow=False)
     assert plan.row_flow_scales(2, 0.5) == [0.5, 0.5, 0.5, 0.5, 0.0, 0.0]
+    # trajectory control off altogether: the motion term is zero, so no row is added for it
+    assert plan_guidance("object", 7.5, motion_guidance_scale=3.0, trajectory_control=False).num_rows == 2
 
 
 def test_combine_with_cfg_matches_the_formula():

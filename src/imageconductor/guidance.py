@@ -191,8 +191,12 @@ def plan_guidance(
     guidance_scale: float,
     camera_free_guidance: float | None = None,
     motion_guidance_scale: float = 1.0,
+    trajectory_control: bool = True,
 ) -> GuidancePlan:
     """Build the guidance rows for ``mode`` (see the module docstring for the formulas).
+
+    With ``trajectory_control=False`` (the flow ControlNet not run at all) motion guidance adds no row: its
+    term would be zero.
 
     Raises ValueError when camera-free guidance is asked for with ``mode="none"`` (θ_traj would equal θ₀),
     or when ``motion_guidance_scale`` is not a finite number ≥ 0.
@@ -213,7 +217,7 @@ def plan_guidance(
         if use_cfg:
             rows = [GuidanceRow("negative", "none"), *rows]
         camera_free_guidance = float(camera_free_guidance)
-    if motion_guidance_scale != 1.0:
+    if motion_guidance_scale != 1.0 and trajectory_control:
         rows = [*rows, GuidanceRow("positive", "none", flow=False)]
     return GuidancePlan(tuple(rows), float(guidance_scale), camera_free_guidance, motion_guidance_scale)
 

@@ -530,7 +530,13 @@ class ImageConductorPipeline(DiffusionPipeline):
             raise ValueError(
                 f"flow_conditioning_scale must be a finite number, got {flow_conditioning_scale!r}"
             )
-        plan = plan_guidance(mode, guidance_scale, camera_free_guidance, motion_guidance_scale)
+        plan = plan_guidance(
+            mode,
+            guidance_scale,
+            camera_free_guidance,
+            motion_guidance_scale,
+            trajectory_control=flow_conditioning_scale != 0,
+        )
         device = self._execution_device
         dtype = self.unet.dtype
 
