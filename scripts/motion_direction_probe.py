@@ -42,23 +42,33 @@ VARIANTS = {
 
 def global_shift(video: np.ndarray) -> np.ndarray:
     """``(dx, dy)`` pixels that the content moves from the first to the last frame of ``video``
-    ``(T, H, W, 3)`` uint8, by Hann-windowed phase correlation."""
+    ``(T, H, W, 3)`` uint8, by Hann-windowed phase correlation; ``(nan, nan)`` where it finds no peak (a
+    black frame) or one at half the frame or beyond, which a circular correlation cannot tell apart from the
+    opposite shift."""
     import cv2
 
     first, last = (cv2.cvtColor(video[index], cv2.COLOR_RGB2GRAY).astype(np.float32) for index in (0, -1))
     window = cv2.createHanningWindow(first.shape[::-1], cv2.CV_32F)
-    (dx, dy), _ = cv2.phaseCorrelate(first, last, window)
+    (dx, dy), response = cv2.phaseCorrelate(first, last, window)
+    height, width = first.shape
+    if not (np.isfinite([dx, dy]).all() and response > 0 and abs(dx) < width / 2 and abs(dy) < height / 2):
+        return np.array([np.nan, np.nan])
     return np.array([dx, dy])
 
 
 def direction_summary(shifts: np.ndarray, reference: np.ndarray) -> dict[str, float]:
-    """Mean length of ``shifts`` (N, 2), mean distance to ``reference`` (N, 2) and mean cosine with it."""
+    """Mean length of ``shifts`` (N, 2), mean distance to ``reference`` (N, 2) and mean cosine with it,
+    over the rows where both were measured; ``failed`` counts the others."""
+    measured = np.isfinite(shifts).all(axis=1) & np.isfinite(reference).all(axis=1)
+    shifts, reference = shifts[measured], reference[measured]
     lengths = np.linalg.norm(shifts, axis=1)
     cosine = (shifts * reference).sum(axis=1) / np.maximum(lengths * np.linalg.norm(reference, axis=1), 1e-9)
+    mean = (lambda values: float(values.mean())) if measured.any() else (lambda values: float("nan"))
     return {
-        "length": float(lengths.mean()),
-        "error": float(np.linalg.norm(shifts - reference, axis=1).mean()),
-        "cosine": float(cosine.mean()),
+        "length": mean(lengths),
+        "error": mean(np.linalg.norm(shifts - reference, axis=1)),
+        "cosine": mean(cosine),
+        "failed": int((~measured).sum()),
     }
 
 
@@ -147,8 +157,9 @@ def load_camera_clips(folder: Path, args: argparse.Namespace) -> CameraClips:
 
 
 def summary_cells(summary: dict[str, float]) -> str:
-    """The length / error / cosine cells of one table row."""
-    return f"{summary['length']:.2f} | {summary['error']:.2f} | {summary['cosine']:+.2f}"
+    """The length / error / cosine cells of one table row (the cosine cell names clips left out)."""
+    failed = f" ({summary['failed']} clips unmeasured)" if summary.get("failed") else ""
+    return f"{summary['length']:.2f} | {summary['error']:.2f} | {summary['cosine']:+.2f}{failed}"
 
 
 def main(argv: list[str] | None = None) -> int:

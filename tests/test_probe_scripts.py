@@ -14,7 +14,7 @@ from diffusers import DDIMScheduler
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 from denoised_motion_probe import clean_estimate  # noqa: E402
-from motion_direction_probe import direction_summary, global_shift  # noqa: E402
+from motion_direction_probe import direction_summary, global_shift, summary_cells  # noqa: E402
 
 
 def _textured_video(shift: tuple[int, int], frames: int = 4) -> np.ndarray:
@@ -44,6 +44,18 @@ def test_direction_summary_numbers():
     assert summary["length"] == pytest.approx(3.5)
     assert summary["error"] == pytest.approx(2.0)  # 0 and 4, averaged
     assert summary["cosine"] == pytest.approx(0.0)  # +1 and -1
+    assert summary["failed"] == 0
+
+
+def test_a_black_video_has_no_measured_shift_and_summaries_leave_it_out():
+    assert np.isnan(global_shift(np.zeros((4, 64, 96, 3), dtype=np.uint8))).all()  # no peak: (48, 32) before
+    reference = np.array([[3.0, 4.0], [0.0, 2.0], [1.0, 0.0]])
+    shifts = np.array([[3.0, 4.0], [np.nan, np.nan], [0.0, -2.0]])
+    summary = direction_summary(shifts, reference)
+    assert summary["failed"] == 1
+    assert summary["length"] == pytest.approx(3.5)  # 5 and 2: the unmeasured clip is not a zero shift
+    assert summary["cosine"] == pytest.approx(0.5)  # +1 and 0
+    assert "1 clips unmeasured" in summary_cells(summary)
 
 
 @pytest.mark.parametrize("prediction_type", ["v_prediction", "epsilon"])
