@@ -117,6 +117,15 @@ def _train_in_memory(config: TrainingConfig):
     return task, history, before, after, trainable
 
 
+def _perturb_flow_controlnet(components) -> None:
+    """Seeded noise on every flow ControlNet weight: a fresh one's zero convolutions would hide its residuals."""
+    with torch.no_grad():
+        for index, parameter in enumerate(components.flow_controlnet.parameters()):
+            parameter.add_(
+                torch.randn(parameter.shape, generator=torch.Generator().manual_seed(index)) * 0.05
+            )
+
+
 def _expected_trainable(stage: str, name: str) -> bool:
     model, _, rest = name.partition(".")
     if stage == "base":
@@ -688,11 +697,7 @@ def test_base_stage_can_train_the_flow_controlnet_and_drop_it_per_clip(base_mode
     task = DiffusionTrainingTask(
         stage_config("base", tmp_path / "drop", base_model_dir, model=model, data=dropout), components
     )
-    with torch.no_grad():  # the fresh flow ControlNet's zero convolutions would hide its residuals
-        for index, parameter in enumerate(components.flow_controlnet.parameters()):
-            parameter.add_(
-                torch.randn(parameter.shape, generator=torch.Generator().manual_seed(index)) * 0.05
-            )
+    _perturb_flow_controlnet(components)
     generator = torch.Generator().manual_seed(5)
     sample = torch.randn(2, 4, 4, 6, 8, generator=generator)
     timesteps = torch.tensor([50, 600])
@@ -714,3 +719,53 @@ def test_base_stage_can_train_the_flow_controlnet_and_drop_it_per_clip(base_mode
         keep, task._flow_keep(batch, 12)
     )
     assert 0.4 < 1 - keep.mean().item() < 0.6
+
+
+def test_three_level_vae_gives_a_four_times_finer_latent_grid_end_to_end(tmp_path):
+    """vae_block_out_channels with three levels: latents at 1/4 of the frame, a flow ControlNet fed the
+    4x4-unshuffled flow (32 channels), a base stage that trains on it, and a pipeline whose samples follow
+    the trajectories it is given."""
+    from imageconductor.conditioning import pixel_unshuffle_video
+    from imageconductor.pipelines.image_conductor import ImageConductorPipeline
+    from imageconductor.training.base_model import build_vae
+    from imageconductor.training.config import BaseModelConfig
+
+    for levels in ([8, 8], [8, 8, 8, 8, 8]):
+        with pytest.raises(ValueError, match="4 levels .* or 3"):
+            build_vae(BaseModelConfig(vae_block_out_channels=levels))
+    fine = {**TINY_MODEL, "vae_block_out_channels": [8, 8, 8]}
+    components = build_base_components(BaseModelConfig(**fine), seed=0, captions=CAPTIONS)
+    assert components.flow_controlnet.config.conditioning_channels == 2 * 4 * 4
+    _perturb_flow_controlnet(components)
+    model_dir = save_components(components, tmp_path / "model")
+
+    pipe = ImageConductorPipeline.from_pretrained(str(model_dir))
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.vae_scale_factor == 4
+    condition = torch.randn(1, 2, 4, 48, 64, generator=torch.Generator().manual_seed(2))
+    folded = pipe.flow_controlnet.fold_condition(condition, latent_size=(12, 16))
+    assert torch.equal(folded, pixel_unshuffle_video(condition, 4))
+
+    def sample(tracks):
+        return pipe(
+            prompt="a red star moves right",
+            image=torch.full((3, 48, 64), 0.5),
+            trajectories=tracks,
+            mode="none",
+            num_frames=4,
+            height=48,
+            width=64,
+            num_inference_steps=2,
+            generator=torch.Generator().manual_seed(0),
+            output_type="latent",
+        ).frames
+
+    right = sample([[[10, 10], [30, 10]]])
+    assert right.shape == (1, 4, 4, 12, 16)
+    assert not torch.allclose(right, sample([[[30, 10], [10, 10]]]), atol=1e-4)
+
+    model = {"base": {**fine, "train_flow_controlnet": True}, "pretrained_model_path": str(model_dir)}
+    config = stage_config("base", tmp_path / "run", model_dir, model=model)
+    _, history, before, after, trainable = _train_in_memory(config)
+    assert all(torch.isfinite(torch.tensor(record["loss"])) for record in history)
+    assert any(not torch.equal(before[name], after[name]) for name in trainable if name.startswith("flow_"))

@@ -2,7 +2,7 @@
 
 Same classes as the real model (so `ImageConductorPipeline` loads it unchanged):
 
-- `AutoencoderKL` (downsampling by 8 like SD's, few channels);
+- `AutoencoderKL` (downsampling by 8 like SD's with four levels, by 4 with three; few channels);
 - `CLIPTextModel` with our own `CLIPTokenizer` (BPE merges learned from synthetic-world captions,
   `training.tokenizer`);
 - ``ImageConductorUNetModel`` (diffusers ``UNetMotionModel`` in the AnimateDiff-v3 layout: motion modules in
@@ -32,8 +32,6 @@ from imageconductor.training.config import BaseModelConfig
 from imageconductor.training.tokenizer import build_caption_tokenizer
 from imageconductor.trajectories import RELEASED_FLOW_ENCODING, FlowEncoding
 
-#: VAE downsampling of SD1.5 (and of the released flow ControlNet's pixel-unshuffle).
-VAE_DOWNSAMPLE = 8
 #: Flow channels before the pixel-unshuffle.
 FLOW_CHANNELS = 2
 
@@ -104,8 +102,8 @@ def build_unet(config: BaseModelConfig) -> ImageConductorUNetModel:
 
 
 def build_controlnet(config: BaseModelConfig, kind: str) -> ImageConductorControlNetModel:
-    """``kind="image"``: SparseCtrl-RGB (the VAE's latent channels + mask); ``"flow"``: 2·8·8 unshuffled flow
-    channels."""
+    """``kind="image"``: SparseCtrl-RGB (the VAE's latent channels + mask); ``"flow"``: 2·r·r unshuffled flow
+    channels, r the VAE's downsampling (8 as released)."""
     if kind not in ("image", "flow"):
         raise ValueError(f"kind must be 'image' or 'flow', got {kind!r}")
     layout = MotionLayout(config.motion_max_seq_length, 1, False, False)
@@ -114,7 +112,8 @@ def build_controlnet(config: BaseModelConfig, kind: str) -> ImageConductorContro
             sd_unet_config(config), layout, config.vae_latent_channels, concat_conditioning_mask=True
         )
     else:
-        channels = FLOW_CHANNELS * VAE_DOWNSAMPLE * VAE_DOWNSAMPLE
+        factor = vae_downsample_factor(config)
+        channels = FLOW_CHANNELS * factor * factor
         settings = controlnet_config(sd_unet_config(config), layout, channels, concat_conditioning_mask=False)
     settings["motion_num_attention_heads"] = config.motion_num_attention_heads
     return ImageConductorControlNetModel(**settings)
@@ -130,11 +129,20 @@ def vae_norm_groups(config: BaseModelConfig) -> int:
     return groups
 
 
-def build_vae(config: BaseModelConfig) -> AutoencoderKL:
-    """A small KL autoencoder that downsamples by 8 (four levels, as SD's)."""
+def vae_downsample_factor(config: BaseModelConfig) -> int:
+    """Pixels per latent cell along each side: 2^(levels − 1) — 8 with four levels (SD's), 4 with three."""
     levels = len(config.vae_block_out_channels)
-    if 2 ** (levels - 1) != VAE_DOWNSAMPLE:
-        raise ValueError(f"vae_block_out_channels needs 4 levels to downsample by 8, got {levels}")
+    if levels not in (3, 4):
+        raise ValueError(
+            f"vae_block_out_channels needs 4 levels (downsampling by 8, as SD's) or 3 (by 4), got {levels}"
+        )
+    return 2 ** (levels - 1)
+
+
+def build_vae(config: BaseModelConfig) -> AutoencoderKL:
+    """A small KL autoencoder that downsamples by 8 (four levels, as SD's) or by 4 (three levels)."""
+    levels = len(config.vae_block_out_channels)
+    vae_downsample_factor(config)
     return AutoencoderKL(
         in_channels=3,
         out_channels=3,

@@ -54,6 +54,8 @@ class BaseModelConfig:
     cross_attention_dim: int = 64
     motion_num_attention_heads: int = 4
     motion_max_seq_length: int = 32
+    #: four levels downsample by 8 (SD's latent grid), three by 4 (a latent cell per 4x4 pixels); the flow
+    #: ControlNet's input is the flow pixel-unshuffled by the same factor
     vae_block_out_channels: list[int] = field(default_factory=lambda: [32, 64, 64, 64])
     #: latent channels of the VAE; the UNet's input/output and the image ControlNet's condition follow it
     vae_latent_channels: int = 4
