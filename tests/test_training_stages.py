@@ -126,6 +126,22 @@ def _perturb_flow_controlnet(components) -> None:
             )
 
 
+def _tiny_latents(pipe, image: torch.Tensor, tracks: list) -> torch.Tensor:
+    """Two seeded DDIM steps of a base model (no LoRA) at 4 frames of 64x48, as latents."""
+    return pipe(
+        prompt="a red star moves right",
+        image=image,
+        trajectories=tracks,
+        mode="none",
+        num_frames=4,
+        height=48,
+        width=64,
+        num_inference_steps=2,
+        generator=torch.Generator().manual_seed(0),
+        output_type="latent",
+    ).frames
+
+
 def _expected_trainable(stage: str, name: str) -> bool:
     model, _, rest = name.partition(".")
     if stage == "base":
@@ -646,24 +662,12 @@ def test_vae_latent_channels_setting_reaches_the_unet_the_image_controlnet_and_t
     pipe.set_progress_bar_config(disable=True)
     tracks = [[[10, 10], [30, 20]]]  # one track, pixels of the 64x48 frame
 
-    def sample(image):
-        return pipe(
-            prompt="a red star moves right",
-            image=image,
-            trajectories=tracks,
-            mode="none",  # the base model has no LoRA
-            num_frames=4,
-            height=48,
-            width=64,
-            num_inference_steps=2,
-            generator=torch.Generator().manual_seed(0),
-            output_type="latent",
-        ).frames
-
     dark, bright = (torch.full((3, 48, 64), value) for value in (0.1, 0.9))
-    latents = sample(dark)
+    latents = _tiny_latents(pipe, dark, tracks)
     assert latents.shape == (1, 8, 4, 6, 8)
-    assert not torch.allclose(latents, sample(bright), atol=1e-4)  # the first frame steers the sample
+    assert not torch.allclose(
+        latents, _tiny_latents(pipe, bright, tracks), atol=1e-4
+    )  # the first frame steers
     assert pipe.decode_latents(latents).shape == (1, 3, 4, 48, 64)
 
 
@@ -746,23 +750,10 @@ def test_three_level_vae_gives_a_four_times_finer_latent_grid_end_to_end(tmp_pat
     folded = pipe.flow_controlnet.fold_condition(condition, latent_size=(12, 16))
     assert torch.equal(folded, pixel_unshuffle_video(condition, 4))
 
-    def sample(tracks):
-        return pipe(
-            prompt="a red star moves right",
-            image=torch.full((3, 48, 64), 0.5),
-            trajectories=tracks,
-            mode="none",
-            num_frames=4,
-            height=48,
-            width=64,
-            num_inference_steps=2,
-            generator=torch.Generator().manual_seed(0),
-            output_type="latent",
-        ).frames
-
-    right = sample([[[10, 10], [30, 10]]])
+    gray = torch.full((3, 48, 64), 0.5)
+    right = _tiny_latents(pipe, gray, [[[10, 10], [30, 10]]])
     assert right.shape == (1, 4, 4, 12, 16)
-    assert not torch.allclose(right, sample([[[30, 10], [10, 10]]]), atol=1e-4)
+    assert not torch.allclose(right, _tiny_latents(pipe, gray, [[[30, 10], [10, 10]]]), atol=1e-4)
 
     model = {"base": {**fine, "train_flow_controlnet": True}, "pretrained_model_path": str(model_dir)}
     config = stage_config("base", tmp_path / "run", model_dir, model=model)
