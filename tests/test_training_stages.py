@@ -665,9 +665,8 @@ def test_vae_latent_channels_setting_reaches_the_unet_the_image_controlnet_and_t
     dark, bright = (torch.full((3, 48, 64), value) for value in (0.1, 0.9))
     latents = _tiny_latents(pipe, dark, tracks)
     assert latents.shape == (1, 8, 4, 6, 8)
-    assert not torch.allclose(
-        latents, _tiny_latents(pipe, bright, tracks), atol=1e-4
-    )  # the first frame steers
+    # the first frame steers the sample
+    assert not torch.allclose(latents, _tiny_latents(pipe, bright, tracks), atol=1e-4)
     assert pipe.decode_latents(latents).shape == (1, 3, 4, 48, 64)
 
 
@@ -727,8 +726,8 @@ def test_base_stage_can_train_the_flow_controlnet_and_drop_it_per_clip(base_mode
 
 def test_three_level_vae_gives_a_four_times_finer_latent_grid_end_to_end(tmp_path):
     """vae_block_out_channels with three levels: latents at 1/4 of the frame, a flow ControlNet fed the
-    4x4-unshuffled flow (32 channels), a base stage that trains on it, and a pipeline whose samples follow
-    the trajectories it is given."""
+    4x4-unshuffled flow (32 channels), a base stage that trains on it, and a pipeline whose samples depend
+    on the trajectories it is given."""
     from imageconductor.conditioning import pixel_unshuffle_video
     from imageconductor.pipelines.image_conductor import ImageConductorPipeline
     from imageconductor.training.base_model import build_vae
