@@ -124,7 +124,7 @@ def parse_ablation(item: str) -> tuple[str, str, str]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The script's options."""
-    from imageconductor.cli import non_negative_float
+    from imageconductor.cli import add_motion_guidance_option
     from imageconductor.evaluation.cli import seed_range
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -144,12 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--guidance-scale", type=float, default=7.5, help="text CFG scale (default 7.5)")
-    parser.add_argument(
-        "--motion-guidance",
-        type=non_negative_float,
-        default=1.0,
-        help="motion guidance scale of every row with trajectory control (default 1: off, as released)",
-    )
+    add_motion_guidance_option(parser)  # every row with trajectory control
     parser.add_argument("--out", type=Path, default=Path("eval-default-model"))
     parser.add_argument("--table", type=Path, default=None, help="also write the Markdown table here")
     parser.add_argument(

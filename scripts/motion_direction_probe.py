@@ -163,18 +163,13 @@ def summary_cells(summary: dict[str, float]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from imageconductor.cli import non_negative_float
+    from imageconductor.cli import add_motion_guidance_option
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_clip_arguments(parser)
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--guidance-scale", type=float, default=1.0)
-    parser.add_argument(
-        "--motion-guidance",
-        type=non_negative_float,
-        default=1.0,
-        help="motion guidance scale (default 1: off)",
-    )
+    add_motion_guidance_option(parser)
     parser.add_argument(
         "--tracks",
         choices=("trajectories", "dense"),

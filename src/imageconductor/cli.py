@@ -93,7 +93,7 @@ def _add_generate_parser(subparsers: argparse._SubParsersAction) -> argparse.Arg
         default=None,
         help="λ_traj of camera-free guidance (paper Eq. 5); off by default",
     )
-    parser.add_argument("--motion-guidance", type=non_negative_float, default=1.0, help=MOTION_GUIDANCE_HELP)
+    add_motion_guidance_option(parser)
     parser.add_argument("--flow-scale", type=float, default=1.0, help=FLOW_SCALE_HELP)
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed)")
     add_frame_size_options(parser)
@@ -178,6 +178,11 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+def add_motion_guidance_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--motion-guidance`` (``motion_guidance_scale``: a finite number >= 0, default 1 = off)."""
+    parser.add_argument("--motion-guidance", type=non_negative_float, default=1.0, help=MOTION_GUIDANCE_HELP)
 
 
 def non_negative_float(text: str) -> float:

@@ -58,10 +58,9 @@ def _add_tracker_options(parser: argparse.ArgumentParser) -> None:
 def _add_suite_parser(subparsers) -> None:
     from imageconductor.cli import (
         FLOW_SCALE_HELP,
-        MOTION_GUIDANCE_HELP,
         add_frame_size_options,
+        add_motion_guidance_option,
         add_weight_options,
-        non_negative_float,
         parse_mode,
         positive_int,
     )
@@ -107,9 +106,7 @@ def _add_suite_parser(subparsers) -> None:
     sampling.add_argument("--steps", type=positive_int, default=25, help="DDIM steps (default 25)")
     sampling.add_argument("--guidance-scale", type=float, default=7.5, help="CFG scale (default 7.5)")
     sampling.add_argument("--camera-free-guidance", type=float, default=None, help="λ_traj (paper Eq. 5)")
-    sampling.add_argument(
-        "--motion-guidance", type=non_negative_float, default=1.0, help=MOTION_GUIDANCE_HELP
-    )
+    add_motion_guidance_option(sampling)
     sampling.add_argument("--flow-scale", type=float, default=1.0, help=FLOW_SCALE_HELP)
     sampling.add_argument("--seed", type=int, default=0, help="sampling seed for every video (default 0)")
     add_frame_size_options(sampling)

@@ -141,8 +141,8 @@ def vae_downsample_factor(config: BaseModelConfig) -> int:
 
 def build_vae(config: BaseModelConfig) -> AutoencoderKL:
     """A small KL autoencoder that downsamples by 8 (four levels, as SD's) or by 4 (three levels)."""
+    vae_downsample_factor(config)  # refuses level counts other than 3 and 4
     levels = len(config.vae_block_out_channels)
-    vae_downsample_factor(config)
     return AutoencoderKL(
         in_channels=3,
         out_channels=3,
