@@ -34,7 +34,7 @@ import sys
 import time
 from pathlib import Path
 
-DEFAULT_FIXTURE = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "official-tiny"
+DEFAULT_FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "official_tiny"
 VARIANTS = ("cfg", "camera_free", "camera_free_seq", "cfg_motion")
 TRAJ_SCALE = 1.5
 MOTION_GUIDANCE = 2.0

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-DEFAULT_FIXTURE = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "official-tiny"
+DEFAULT_FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "official_tiny"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""The flow condition reproduces the released code's tensors stored in ../shared/fixtures/official-tiny."""
+"""The flow condition reproduces the released code's tensors stored in tests/fixtures/official_tiny."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Fresh LoRA adapters for training, on the modules the released adapters wrap.
 
-The released ``omcm_weights`` / ``cmcm_weights`` adapters wrap these module names (see
-``shared/notes/official-implementation.md``): ``to_q, to_k, to_v, to_out.0, conv, proj, proj_in, proj_out,
+The released ``omcm_weights`` / ``cmcm_weights`` adapters wrap these module names (the ``lora_A`` keys of the
+released ``flow_controlnet.ckpt``): ``to_q, to_k, to_v, to_out.0, conv, proj, proj_in, proj_out,
 time_emb_proj, linear_1, linear_2, ff.net.2, conv_shortcut, controlnet_cond_embedding, conv_in, conv1, conv2,
 controlnet_mid_block, controlnet_down_blocks.<i>`` — every linear/conv layer of the ControlNet. New adapters
 use the same targets, ``r = alpha`` (scale 1) and peft's Gaussian init (``B = 0``, so a fresh adapter starts
