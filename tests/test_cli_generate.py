@@ -8,7 +8,9 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from imageconductor.cli import main, output_paths
+from imageconductor.cli import main
+from imageconductor.pipelines import write_model_settings
+from imageconductor.video_outputs import output_paths
 from imageconductor.video_io import probe, read_video
 
 
@@ -113,7 +115,7 @@ def test_saved_weights_reproduce_the_official_files_run(
     # The folder states its native size, so the run needs no size options.
     size = official_manifest["size"]
     native = {"num_frames": size["L"], "height": size["H"], "width": size["W"]}
-    (tmp_path / "saved" / "imageconductor_model.json").write_text(json.dumps(native))
+    write_model_settings(tmp_path / "saved", native_size=native)
     args = _without_size(
         _without_official_weights(_base_args(official_dir, official_manifest, image_path, tmp_path / "b.mp4"))
     )
@@ -143,33 +145,28 @@ def _without_size(args: list[str]) -> list[str]:
     return _without_flags(args, ("--num-frames", "--height", "--width"))
 
 
-def test_frame_size_comes_from_options_then_model_folder_then_release(tmp_path):
+def test_video_size_comes_from_options_then_the_model_config_then_the_release(tmp_path):
     import argparse
 
-    from imageconductor.cli import fill_frame_size
+    from imageconductor.cli.common import CLIError, resolve_video_size
 
     folder = tmp_path / "model"
-    folder.mkdir()
+    (folder / "vae").mkdir(parents=True)
+    (folder / "vae" / "config.json").write_text(json.dumps({"block_out_channels": [8, 16, 32]}))
     (folder / "model_index.json").write_text("{}")
-    (folder / "imageconductor_model.json").write_text(
-        json.dumps({"num_frames": 8, "height": 64, "width": 96, "texture_scale": 3.0, "motion_scale": 6.0})
-    )
+    write_model_settings(folder, native_size={"num_frames": 8, "height": 64, "width": 96})
     official = dict(pretrained_model_path=None, unet=None, image_controlnet=None, flow_controlnet=None)
-    args = argparse.Namespace(
-        weights_dir=folder, num_frames=None, height=128, width=None, texture_scale=None, **official
-    )
-    args.motion_scale = 2.0  # given on the command line: kept
-    fill_frame_size(args)
-    assert (args.num_frames, args.height, args.width, args.texture_scale) == (8, 128, 96, 3.0)
-    assert args.motion_scale == 2.0
-    (folder / "imageconductor_model.json").unlink()
-    args = argparse.Namespace(
-        weights_dir=folder, num_frames=None, height=None, width=None, texture_scale=None, **official
-    )
-    args.motion_scale = None
-    fill_frame_size(args)
-    assert (args.num_frames, args.height, args.width, args.texture_scale) == (16, 256, 384, 1.0)
-    assert args.motion_scale == 1.0
+
+    def size(**given):
+        sizes = {"num_frames": None, "height": None, "width": None, **given}
+        return resolve_video_size(argparse.Namespace(weights_dir=folder, **official, **sizes))
+
+    assert (size().num_frames, size().height, size().width) == (8, 64, 96)
+    assert (size(height=132).height, size(height=132).width) == (132, 96)  # a three-level VAE: factor 4
+    with pytest.raises(CLIError, match="multiples of 4"):
+        size(width=98)
+    (folder / "model_index.json").write_text("{}")
+    assert (size().num_frames, size().height, size().width) == (16, 256, 384)
 
 
 def test_missing_weight_file_is_one_line_exit_2(
@@ -259,13 +256,18 @@ def test_argument_errors(official_dir, official_manifest, image_path, tmp_path, 
 
 
 def test_blend_mode_parses():
-    from imageconductor.cli import parse_mode
+    from imageconductor.guidance import format_mode, parse_mode
 
     assert parse_mode("camera=1,object=0.5") == {"camera": 1.0, "object": 0.5}
+    assert parse_mode(" camera = 1 , object=0.5 ") == {"camera": 1.0, "object": 0.5}
     assert parse_mode("none") == "none"
+    assert format_mode({"camera": 1.0, "object": 0.5}) == "camera=1,object=0.5"
+    for bad, message in (("sideways", "mode must be"), ("camera=", "blend"), ("cam=1", "unknown adapter")):
+        with pytest.raises(ValueError, match=message):
+            parse_mode(bad)
 
 
-def test_other_commands_are_listed_without_importing_them(capsys):
+def test_every_command_is_listed(capsys):
     with pytest.raises(SystemExit) as info:
         main(["--help"])
     assert info.value.code == 0

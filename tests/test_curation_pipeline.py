@@ -96,7 +96,7 @@ def test_shard_contents_match_the_metadata_and_the_index(corpus, clean_run):
 
 
 def _grid(cfg):
-    from imageconductor.curation.tracking import grid_points
+    from imageconductor.trajectories import grid_points
 
     return grid_points(cfg.width, cfg.height, cfg.grid_size)
 
@@ -118,7 +118,7 @@ def test_rerun_reuses_cache_and_changes_nothing(corpus, clean_run, tmp_path):
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "imageconductor.curation.cli", *args]
+    return [sys.executable, "-m", "imageconductor.cli", "curate", *args]
 
 
 def test_kill_9_then_resume_gives_the_clean_shards(corpus, clean_run, tmp_path):
@@ -150,7 +150,10 @@ def test_kill_9_then_resume_gives_the_clean_shards(corpus, clean_run, tmp_path):
 
 
 def test_cli_reports_bad_arguments(tmp_path, corpus, capsys):
-    from imageconductor.curation.cli import main
+    from imageconductor.cli import main as cli_main
+
+    def main(argv):
+        return cli_main(["curate", *argv])
 
     for extra, message in [
         (["--stride-min", "9", "--stride-max", "2"], "stride_min"),

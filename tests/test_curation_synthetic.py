@@ -9,8 +9,9 @@ from scipy.stats import spearmanr
 from imageconductor.curation.cuts import cut_frames, detect_scenes, longest_scene
 from imageconductor.curation.decode import decode_video
 from imageconductor.curation.motion import DISFlow, motion_score
-from imageconductor.curation.tracking import LucasKanadeTracker, grid_points
+from imageconductor.curation.tracking import LucasKanadeTracker
 from imageconductor.synthetic import random_clip_spec, render_clip, write_raw_video
+from imageconductor.trajectories import grid_points
 from imageconductor.video_io import decode_mp4_bytes, encode_mp4_bytes
 
 CUT_TOLERANCE = 1  # frames

@@ -21,7 +21,8 @@ from imageconductor.curation.errors import (
 from imageconductor.curation.inputs import discover_inputs
 from imageconductor.curation.motion import DISFlow, RaftFlow, low_motion_keys, motion_score, rms_flow
 from imageconductor.curation.seeding import input_rng, input_seed
-from imageconductor.curation.tracking import CoTrackerTracker, LucasKanadeTracker, grid_points
+from imageconductor.curation.tracking import CoTrackerTracker, LucasKanadeTracker
+from imageconductor.trajectories import grid_points
 from imageconductor.video_io import decode_mp4_bytes, encode_mp4_bytes
 
 

@@ -8,7 +8,6 @@ import torch
 from torch.utils.data import DataLoader
 
 from imageconductor.curation.shards import Sample, write_shard
-from imageconductor.curation.tracking import grid_points
 from imageconductor.data import (
     ClipDatasetConfig,
     ShardFormatError,
@@ -17,7 +16,7 @@ from imageconductor.data import (
     collate_clips,
 )
 from imageconductor.synthetic import random_clip_spec, render_clip
-from imageconductor.trajectories import flow_condition_from_dense
+from imageconductor.trajectories import flow_condition_from_dense, grid_points
 from imageconductor.video_io import decode_mp4_bytes, encode_mp4_bytes
 
 WIDTH, HEIGHT, FRAMES = 96, 64, 12
@@ -54,7 +53,7 @@ def _same(a: dict, b: dict) -> bool:
 
 
 def test_items_hold_the_right_frames_and_the_dense_condition(shard_dir):
-    dataset = _dataset(shard_dir, mode="dense")
+    dataset = _dataset(shard_dir, tracks="dense")
     assert len(dataset) == 5
     item = dataset[1]
     assert item["key"] == "clip2"
@@ -80,7 +79,7 @@ def test_items_hold_the_right_frames_and_the_dense_condition(shard_dir):
     assert item["flow_condition"].abs().sum() > 0
     assert len(item["track_indices"]) == 64
     # another flow encoding (a model trained with a peak-1 kernel) blurs the same tracks its way
-    peak = _dataset(shard_dir, mode="dense", kernel_normalization="peak")[1]["flow_condition"]
+    peak = _dataset(shard_dir, tracks="dense", kernel_normalization="peak")[1]["flow_condition"]
     expected_peak = flow_condition_from_dense(
         sample.tracks[indices],
         HEIGHT,
@@ -100,7 +99,7 @@ def _clip_bytes(dataset, index):
 
 
 def test_sparse_mode_picks_one_to_eight_moving_tracks(shard_dir):
-    dataset = _dataset(shard_dir, mode="sparse")
+    dataset = _dataset(shard_dir, tracks="sparse")
     counts = []
     for epoch in range(12):
         dataset.set_epoch(epoch)

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imageconductor.cli import main, output_paths
-from imageconductor.pipelines import default_model_path
+from imageconductor.cli import main
+from imageconductor.pipelines import ImageConductorPipeline, default_model_path
+from imageconductor.video_outputs import output_paths
 from imageconductor.video_io import read_video
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "src" / "imageconductor" / "assets" / "examples"
@@ -35,11 +36,12 @@ def test_default_model_is_small_documented_and_states_its_size(model_dir):
     total = sum(f.stat().st_size for f in model_dir.rglob("*") if f.is_file())
     assert total <= 50 * 2**20
     assert not list(model_dir.rglob("*.bin")) and not list(model_dir.rglob("*.ckpt"))  # safetensors only
-    info = json.loads((model_dir / "imageconductor_model.json").read_text())
-    assert {"num_frames", "height", "width"} <= set(info)
+    index = json.loads((model_dir / "model_index.json").read_text())
+    assert set(index["native_size"]) == {"num_frames", "height", "width"}
+    assert {"texture_scale", "motion_scale"} <= set(index["synthetic_world"])
     card = (model_dir / "README.md").read_text()
-    assert "make_default" in card and "| vae |" in card and "| object |" in card
-    # the card carries the measured table (scripts/evaluate_default_model.py --update-card)
+    assert "imageconductor train default" in card and "| vae |" in card and "| object |" in card
+    # the card carries the measured table (imageconductor evaluate synthetic --update-card)
     metrics = card.partition("## Metrics")[2]
     assert "| ObjMC, object mode | synthetic-object | object |" in metrics
     assert "| CamMC, camera mode | synthetic-camera | camera |" in metrics
@@ -47,7 +49,7 @@ def test_default_model_is_small_documented_and_states_its_size(model_dir):
 
 @pytest.mark.parametrize("kind", ["object", "camera"])
 def test_generate_without_weight_options_uses_the_default(model_dir, tmp_path, kind):
-    info = json.loads((model_dir / "imageconductor_model.json").read_text())
+    info = json.loads((model_dir / "model_index.json").read_text())["native_size"]
     out = tmp_path / f"{kind}.mp4"
     status = main(
         [
@@ -76,3 +78,14 @@ def test_generate_without_weight_options_uses_the_default(model_dir, tmp_path, k
     error_other = np.abs(video[0] - _example_frame(other_kind, info)).mean()
     assert error_own < error_other
     assert output_paths(out)["side_by_side"].is_file()
+
+
+def test_the_api_renders_at_the_models_native_size_with_no_size_given(model_dir):
+    pipe = ImageConductorPipeline.from_pretrained(model_dir)
+    pipe.set_progress_bar_config(disable=True)
+    native = json.loads((model_dir / "model_index.json").read_text())["native_size"]
+    image = Image.open(EXAMPLES / "object_first_frame.png")
+    tracks = [[[10, 10], [30, 20]]]  # pixels of the native frame
+    video = pipe(prompt="a shape", image=image, trajectories=tracks, num_inference_steps=2, output_type="np")
+    assert video.frames.shape == (1, native["num_frames"], native["height"], native["width"], 3)
+    assert (native["num_frames"], native["height"], native["width"]) != (16, 256, 384)  # not the release's

@@ -17,6 +17,7 @@ from imageconductor.evaluation.report import markdown_table, write_report
 from imageconductor.evaluation.results import SuiteRunResult
 from imageconductor.evaluation.runner import PipelineGenerator, evaluate_video, run_suite
 from imageconductor.evaluation.suites import EvaluationSuite, load_suite
+from imageconductor.pipelines.settings import SamplingSettings
 from imageconductor.synthetic import BACKGROUND, CameraMotion, ClipSpec, SpriteSpec, render_clip
 
 NUM_FRAMES = 12
@@ -77,7 +78,9 @@ def test_runs_resume_from_saved_results(object_clips, tmp_path):
     assert second.results[0].motion_error_px == first.results[0].motion_error_px
     assert len(second.results) == 2
     saved = SuiteRunResult.load(tmp_path / "r" / "run.json")
-    other = PipelineGenerator(lambda **kwargs: None, mode="camera")
+    other = PipelineGenerator(
+        lambda **kwargs: None, SamplingSettings(mode="camera", num_frames=16, height=256, width=384)
+    )
     with pytest.raises(EvaluationError, match="other settings"):
         run_suite(suite, other, cases, tmp_path, label="r", progress=False)
     assert [r.name for r in saved.results] == [c.name for c in cases]
@@ -150,8 +153,9 @@ def test_pipeline_generator_passes_settings_and_converts_frames():
 
     suite = load_suite("object")
     case = EvalCase("line_right", suite["line_right"].trajectories, np.zeros((128, 192, 3), np.uint8), "p")
+    size = {"num_frames": 4, "height": 128, "width": 192}
     generate = PipelineGenerator(
-        fake_pipe, mode="object", num_frames=4, height=128, width=192, camera_free_guidance=2.0, seed=7
+        fake_pipe, SamplingSettings(mode="object", camera_free_guidance=2.0, seed=7, **size)
     )
     frames = generate(case)
     assert frames.shape == (4, 128, 192, 3) and frames.dtype == np.uint8
@@ -165,7 +169,7 @@ def test_pipeline_generator_passes_settings_and_converts_frames():
     assert generate.settings["camera_free_guidance"] == 2.0
     # motion guidance: passed on; recorded only when it is not the released 1 (older folders still resume)
     assert kwargs["motion_guidance_scale"] == 1.0 and "motion_guidance_scale" not in generate.settings
-    guided = PipelineGenerator(fake_pipe, num_frames=4, height=128, width=192, motion_guidance_scale=2.0)
+    guided = PipelineGenerator(fake_pipe, SamplingSettings(motion_guidance_scale=2.0, **size))
     guided(case)
     assert calls[-1]["motion_guidance_scale"] == 2.0 and guided.settings["motion_guidance_scale"] == 2.0
 

@@ -1,5 +1,6 @@
-"""The measuring helpers of scripts/motion_direction_probe.py, scripts/denoised_motion_probe.py,
-scripts/evaluate_default_model.py and scripts/vae_reconstruction.py."""
+"""The measuring helpers of the research probes (research/motion_direction_probe.py,
+research/denoised_motion_probe.py, research/vae_reconstruction.py) and of ``imageconductor evaluate
+synthetic``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 import torch
 from diffusers import DDIMScheduler
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "research"))
 
 from denoised_motion_probe import clean_estimate  # noqa: E402
 from motion_direction_probe import direction_summary, global_shift, summary_cells  # noqa: E402
@@ -71,16 +72,21 @@ def test_clean_estimate_inverts_the_noising(prediction_type):
         assert torch.allclose(clean_estimate(scheduler, noisy, target, timestep), clean, atol=1e-3)
 
 
-def test_clip_settings_read_the_model_info_and_take_overrides(tmp_path):
+def test_clip_settings_read_the_model_config_and_take_overrides(tmp_path):
     import argparse
-    import json
 
     from motion_direction_probe import clip_settings
 
-    args = argparse.Namespace(size="4x32x48", texture_scale=None, motion_scale=2.0)
-    assert clip_settings(tmp_path, args) == (4, 32, 48, {"texture_scale": 1.0, "motion_scale": 2.0})
-    info = {"num_frames": 8, "height": 64, "width": 96, "texture_scale": 3.0, "motion_scale": 3.0}
-    (tmp_path / "imageconductor_model.json").write_text(json.dumps(info))
+    from imageconductor.pipelines import write_model_settings
+
+    (tmp_path / "model_index.json").write_text("{}")
+    args = argparse.Namespace(texture_scale=None, motion_scale=2.0)
+    assert clip_settings(tmp_path, args) == (16, 256, 384, {"texture_scale": 1.0, "motion_scale": 2.0})
+    write_model_settings(
+        tmp_path,
+        native_size={"num_frames": 8, "height": 64, "width": 96},
+        synthetic_world={"texture_scale": 3.0, "motion_scale": 3.0, "seed": 0},
+    )
     assert clip_settings(tmp_path, args) == (8, 64, 96, {"texture_scale": 3.0, "motion_scale": 2.0})
 
 
@@ -106,10 +112,13 @@ def test_dense_condition_points_the_way_the_clip_moves():
 
 
 def test_card_command_keeps_the_settings_and_leaves_out_local_folders():
-    from evaluate_default_model import build_parser, card_command
+    from imageconductor.cli.entry import build_parser
+    from imageconductor.cli.evaluate import card_command
 
     args = build_parser().parse_args(
         [
+            "evaluate",
+            "synthetic",
             "--seeds",
             "10000:10016",
             "--guidance-scale",
@@ -126,7 +135,7 @@ def test_card_command_keeps_the_settings_and_leaves_out_local_folders():
         ]
     )
     assert card_command(args) == (
-        "python scripts/evaluate_default_model.py --seeds 10000:10016 --guidance-scale 1 --motion-guidance 2 "
+        "imageconductor evaluate synthetic --seeds 10000:10016 --guidance-scale 1 --motion-guidance 2 "
         "--ablation no-ortho=DIR1 --ablation sparse-only=DIR2@none --update-card"
     )
 

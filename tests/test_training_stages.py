@@ -361,7 +361,10 @@ def _cli(args: list[str]) -> subprocess.CompletedProcess:
         "OMP_NUM_THREADS": "1",
     }
     return subprocess.run(
-        [sys.executable, "-m", "imageconductor.training.cli", *args], capture_output=True, text=True, env=env
+        [sys.executable, "-m", "imageconductor.cli", "train", "stage", *args],
+        capture_output=True,
+        text=True,
+        env=env,
     )
 
 
@@ -410,15 +413,9 @@ def test_make_default_smoke_plan_builds_a_loadable_model(tmp_path, monkeypatch):
     from imageconductor.training import make_default as md
 
     out = md.make_default(tmp_path / "model", md.SMOKE_PLAN, tmp_path / "work", steps_scale=0.5)
-    info = json.loads((out / md.MODEL_INFO_FILE).read_text())
-    assert info == {
-        "num_frames": 4,
-        "height": 48,
-        "width": 64,
-        "texture_scale": 1.0,
-        "motion_scale": 1.0,
-        "seed": 0,
-    }
+    index = json.loads((out / "model_index.json").read_text())
+    assert index["native_size"] == {"num_frames": 4, "height": 48, "width": 64}
+    assert index["synthetic_world"] == {"texture_scale": 1.0, "motion_scale": 1.0, "seed": 0}
     card = (out / "README.md").read_text()
     for stage in md.STAGE_ORDER:
         assert f"| {stage} | 1 | 2 |" in card
@@ -509,7 +506,8 @@ def test_controlnet_stage_trains_from_curated_shards(base_model_dir, tmp_path):
 
 
 def test_plan_overrides_set_nested_values_and_reject_bad_items(tmp_path, capsys):
-    from imageconductor.training.make_default import DEFAULT_PLAN, main, plan_with_overrides, stage_configs
+    from imageconductor.cli import main
+    from imageconductor.training.make_default import DEFAULT_PLAN, plan_with_overrides, stage_configs
 
     plan = plan_with_overrides(
         DEFAULT_PLAN, ["stages.object.loss.ortho_weight=0", "stages.controlnet.data.curriculum.dense_steps=0"]
@@ -528,7 +526,10 @@ def test_plan_overrides_set_nested_values_and_reject_bad_items(tmp_path, capsys)
         with pytest.raises(ValueError, match="override"):
             plan_with_overrides(DEFAULT_PLAN, [bad])
     # the CLI checks overrides before any training (unknown keys name themselves)
-    assert main(["--out", str(tmp_path / "m"), "--set", "stages.object.loss.ortho_wieght=0"]) == 2
+    assert (
+        main(["train", "default", "--out", str(tmp_path / "m"), "--set", "stages.object.loss.ortho_wieght=0"])
+        == 2
+    )
     assert "ortho_wieght" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
 

@@ -8,19 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imageconductor import cli
+from imageconductor.cli import main
 from imageconductor.trajectories import load_trajectories
-
-
-@pytest.fixture
-def main(monkeypatch: pytest.MonkeyPatch):
-    commands = dict(cli.SUBCOMMANDS)
-    commands["trajectories"] = (
-        "imageconductor.trajectories.cli",
-        "check, convert and create trajectory files",
-    )
-    monkeypatch.setattr(cli, "SUBCOMMANDS", commands)
-    return cli.main
 
 
 def test_check_summarises_a_valid_file(main, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -49,8 +49,10 @@ __all__ = [
     "GuidanceRow",
     "camera_free_guidance",
     "classifier_free_guidance",
+    "format_mode",
     "motion_guidance",
     "normalize_mode",
+    "parse_mode",
     "plan_guidance",
 ]
 
@@ -92,6 +94,29 @@ def normalize_mode(mode: AdapterSelection) -> AdapterSelection:
             weights[name] = value
         return weights
     raise ValueError(f"mode must be a string or a dict of adapter weights, got {type(mode).__name__}")
+
+
+def parse_mode(text: str) -> AdapterSelection:
+    """The adapter selection written as text: ``object``, ``camera``, ``none`` or a blend such as
+    ``camera=1,object=0.5``. Raises ValueError naming what is wrong."""
+    text = text.strip()
+    if "=" not in text:
+        return normalize_mode(text)
+    weights: dict[str, str] = {}
+    for item in text.split(","):
+        name, _, value = item.partition("=")
+        if not value.strip():
+            raise ValueError(f"invalid mode {text!r}: write a blend like 'camera=1,object=0.5'")
+        weights[name.strip()] = value.strip()
+    return normalize_mode(weights)
+
+
+def format_mode(mode: AdapterSelection) -> str:
+    """The text form of an adapter selection, as `parse_mode` reads it (``camera=1,object=0.5``)."""
+    mode = normalize_mode(mode)
+    if isinstance(mode, str):
+        return mode
+    return ",".join(f"{name}={weight:g}" for name, weight in mode.items())
 
 
 @dataclass(frozen=True)

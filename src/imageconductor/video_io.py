@@ -18,6 +18,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from PIL import Image
 
 __all__ = [
     "VideoDecodeError",
@@ -383,7 +384,6 @@ def decode_mp4_bytes(data: bytes) -> np.ndarray:
 
 def write_gif(frames, path: PathLike, fps: float = 8) -> Path:
     """Write ``frames`` (T, H, W, 3) uint8 RGB as a looping GIF at ``path`` (atomic write, via Pillow)."""
-    from PIL import Image
 
     array = _as_frames(frames)
     if fps <= 0:

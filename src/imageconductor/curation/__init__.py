@@ -17,6 +17,7 @@ from imageconductor.curation.errors import (
     SkipInput,
 )
 from imageconductor.curation.inputs import InputItem, discover_inputs
+from imageconductor.curation.pipeline import CurationResult, DryRunReport, curate
 
 __all__ = [
     "BackendUnavailableError",
@@ -24,18 +25,10 @@ __all__ = [
     "CurationConfigError",
     "CurationError",
     "CurationResult",
+    "DryRunReport",
     "InputItem",
     "InputListError",
     "SkipInput",
     "curate",
     "discover_inputs",
 ]
-
-
-def __getattr__(name: str):
-    # The pipeline pulls in OpenCV, PyAV and PySceneDetect: load it on first use.
-    if name in ("curate", "CurationResult", "DryRunReport"):
-        from imageconductor.curation import pipeline
-
-        return getattr(pipeline, name)
-    raise AttributeError(f"module 'imageconductor.curation' has no attribute {name!r}")

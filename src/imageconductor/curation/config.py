@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from imageconductor.curation.errors import CurationConfigError
 
 MOTION_BACKENDS = ("dis", "raft")
@@ -154,8 +156,6 @@ class CurationConfig:
         """Write the config as JSON (``.json``) or YAML (``.yaml``/``.yml``)."""
         path = Path(path)
         if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
             path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=True))
         else:
             path.write_text(self.to_json() + "\n")
@@ -169,8 +169,6 @@ class CurationConfig:
         text = path.read_text()
         try:
             if path.suffix.lower() in (".yaml", ".yml"):
-                import yaml
-
                 data = yaml.safe_load(text) or {}
             else:
                 data = json.loads(text)

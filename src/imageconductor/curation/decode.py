@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from imageconductor.curation.clip import cover_size
@@ -67,7 +68,6 @@ def decode_video(
     path: str | Path, short_side: int, width: int, height: int, max_frames: int | None = None
 ) -> DecodedVideo:
     """Decode ``path``; raise :class:`SkipInput` with the reason when it cannot be used."""
-    import cv2
 
     try:
         info = probe(path)

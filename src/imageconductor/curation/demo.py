@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from imageconductor.synthetic import write_raw_video
+
 # The bad files a corpus can include, with the drop reason the pipeline must report for each.
 BAD_FILES = {
     "zero_bytes.mp4": "empty_file",
@@ -40,7 +42,6 @@ def write_demo_corpus(
     With ``bad_files``, also a zero-byte file, a text file named .mp4, a binary non-video, a truncated
     MP4 and one with a corrupted middle; ``expected_reasons`` maps each to the reason it must get.
     """
-    from imageconductor.synthetic import write_raw_video
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

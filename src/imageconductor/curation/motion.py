@@ -9,6 +9,7 @@ from typing import Protocol
 
 import cv2
 import numpy as np
+import torch
 
 from imageconductor.curation.errors import BackendUnavailableError
 
@@ -57,7 +58,6 @@ class RaftFlow:
         path = Path(weights_path)
         if not path.is_file():
             raise BackendUnavailableError(f"RAFT weights file not found: {path}")
-        import torch
 
         try:
             self._module = torch.jit.load(str(path), map_location=device).eval()
@@ -66,7 +66,6 @@ class RaftFlow:
         self._device = device
 
     def __call__(self, frame0: np.ndarray, frame1: np.ndarray) -> np.ndarray:
-        import torch
 
         height, width = frame0.shape[:2]
         pad_h, pad_w = (-height) % 8, (-width) % 8

@@ -21,6 +21,8 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from imageconductor.curation.config import CurationConfig
+from imageconductor.curation.engine_local import LocalEngine
+from imageconductor.curation.engine_ray import RayEngine
 from imageconductor.curation.errors import CurationError, InputListError
 from imageconductor.curation.inputs import InputItem, discover_inputs
 from imageconductor.curation.motion import low_motion_keys, make_flow_backend
@@ -88,12 +90,8 @@ def check_backends(config: CurationConfig) -> None:
 def make_engine(engine: str, workers: int = 1, ray_address: str | None = None):
     """The named engine: ``"local"`` (``workers`` processes) or ``"ray"`` (local cluster or ``ray_address``)."""
     if engine == "local":
-        from imageconductor.curation.engine_local import LocalEngine
-
         return LocalEngine(workers=workers)
     if engine == "ray":
-        from imageconductor.curation.engine_ray import RayEngine
-
         return RayEngine(address=ray_address, num_cpus=workers if workers > 1 else None)
     raise ValueError(f"unknown engine {engine!r}: use one of {ENGINES}")
 

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import webdataset as wds
 
 from imageconductor.curation.codec import array_to_npy
@@ -84,8 +86,6 @@ def write_index(path: Path, rows: list[dict[str, Any]], fmt: str) -> Path:
         text = "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows)
         atomic_write_text(path, text)
         return path
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     columns = sorted({name for row in rows for name in row}) if rows else ["key", "shard"]
     table = pa.table({name: [row.get(name) for row in rows] for name in columns})
@@ -100,7 +100,6 @@ def read_index(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if path.suffix == ".jsonl":
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    import pyarrow.parquet as pq
 
     return pq.read_table(path).to_pylist()
 

@@ -26,7 +26,8 @@ from imageconductor.curation.errors import SkipInput
 from imageconductor.curation.inputs import InputItem
 from imageconductor.curation.motion import make_flow_backend, motion_score
 from imageconductor.curation.seeding import input_rng
-from imageconductor.curation.tracking import grid_points, make_tracker
+from imageconductor.curation.tracking import make_tracker
+from imageconductor.trajectories.grid import grid_points
 from imageconductor.video_io import decode_mp4_bytes, encode_mp4_bytes
 
 CANDIDATE = "candidate"
@@ -161,7 +162,7 @@ def annotate_clip(key: str, clip: bytes, config: CurationConfig) -> Pass2Result:
                 config.lk_max_error,
                 config.cotracker_checkpoint,
             )
-            points = grid_points(frames.shape[2], frames.shape[1], config.grid_size)
+            points = grid_points(frames.shape[2], frames.shape[1], config.grid_size).astype(np.float32)
             tracks, visibility = tracker(frames, points)
         return Pass2Result(key, tracks.astype(np.float16), visibility.astype(bool), None, timer.timings)
     except Exception as exc:  # noqa: BLE001 - reported as a dropped sample with the error

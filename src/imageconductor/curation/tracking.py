@@ -7,6 +7,7 @@ from typing import Protocol
 
 import cv2
 import numpy as np
+import torch
 
 from imageconductor.curation.errors import BackendUnavailableError
 
@@ -19,14 +20,6 @@ class PointTracker(Protocol):
     """
 
     def __call__(self, frames: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
-
-
-def grid_points(width: int, height: int, grid_size: int = 16) -> np.ndarray:
-    """``grid_size`` x ``grid_size`` points at the centres of a regular grid, row-major, (N, 2) float32."""
-    xs = (np.arange(grid_size, dtype=np.float32) + 0.5) * (width / grid_size)
-    ys = (np.arange(grid_size, dtype=np.float32) + 0.5) * (height / grid_size)
-    grid_x, grid_y = np.meshgrid(xs, ys)
-    return np.stack([grid_x.ravel(), grid_y.ravel()], axis=1).astype(np.float32)
 
 
 class LucasKanadeTracker:
@@ -193,7 +186,6 @@ class CoTrackerTracker:
         self._device = device
 
     def __call__(self, frames: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        import torch
 
         video = (
             torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)[None].float().to(self._device)

@@ -1,6 +1,6 @@
 """Training datasets over curation shards: frames, caption and the trajectory (flow) condition.
 
-Every random choice of an item (its temporal window and, in sparse mode, which tracks) comes from a
+Every random choice of an item (its temporal window and, with sparse tracks, which tracks) comes from a
 generator seeded by ``(seed, epoch, index)``: the same seed and epoch give the same batches in any
 worker layout, and each epoch (``set_epoch``) draws fresh ones.
 """
@@ -25,7 +25,8 @@ from imageconductor.trajectories import (
     sample_sparse_tracks,
 )
 
-MODES = ("dense", "sparse")
+#: ``tracks`` of `ClipDatasetConfig`: every tracked point of a clip, or a few drawn per item.
+TRACK_SELECTIONS = ("dense", "sparse")
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class ClipDatasetConfig:
 
     num_frames: int | None = 16
     frame_stride: int = 1
-    mode: str = "sparse"
+    tracks: str = "sparse"
     n_min: int = 1
     n_max: int = 8
     #: the next three fields are the flow encoding (`flow_encoding`); the released one by default
@@ -44,8 +45,8 @@ class ClipDatasetConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.tracks not in TRACK_SELECTIONS:
+            raise ValueError(f"tracks must be one of {TRACK_SELECTIONS}, got {self.tracks!r}")
         if self.num_frames is not None and self.num_frames < 2:
             raise ValueError(f"num_frames must be >= 2 or None, got {self.num_frames}")
         if self.frame_stride < 1:
@@ -110,7 +111,7 @@ class TrajectoryClipDataset(Dataset):
         frames = sample.frames[frame_indices]
         tracks = sample.tracks[frame_indices]
         visibility = sample.visibility[frame_indices]
-        if cfg.mode == "sparse":
+        if cfg.tracks == "sparse":
             chosen = sample_sparse_tracks(tracks, visibility, rng, cfg.n_min, cfg.n_max)
         else:
             chosen = np.arange(tracks.shape[1])

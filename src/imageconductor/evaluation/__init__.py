@@ -11,48 +11,84 @@ Quick use::
 
 from __future__ import annotations
 
-import importlib
+from imageconductor.evaluation.cases import (
+    EvalCase,
+    cases_from_image,
+    synthetic_cases,
+    synthetic_clip_suite,
+)
+from imageconductor.evaluation.frechet import (
+    I3DFeatureExtractor,
+    InceptionFeatureExtractor,
+    feature_statistics,
+    fid,
+    frechet_distance,
+    frechet_distance_from_features,
+    fvd,
+)
+from imageconductor.evaluation.motion_metrics import (
+    BackgroundMotion,
+    EvaluationError,
+    MotionControlError,
+    background_motion,
+    background_motion_fraction,
+    cammc,
+    motion_control_error,
+    objmc,
+    trajectory_distance,
+)
+from imageconductor.evaluation.report import (
+    write_report,
+)
+from imageconductor.evaluation.results import (
+    SuiteRunResult,
+    TrajectoryResult,
+)
+from imageconductor.evaluation.runner import (
+    PipelineGenerator,
+    evaluate_video,
+    run_suite,
+)
+from imageconductor.evaluation.suites import (
+    EvaluationSuite,
+    SuiteError,
+    load_suite,
+)
+from imageconductor.evaluation.tracking import (
+    build_tracker,
+    track,
+)
 
-_EXPORTS = {
-    "objmc": "motion_metrics",
-    "cammc": "motion_metrics",
-    "motion_control_error": "motion_metrics",
-    "trajectory_distance": "motion_metrics",
-    "background_motion": "motion_metrics",
-    "background_motion_fraction": "motion_metrics",
-    "EvaluationError": "motion_metrics",
-    "MotionControlError": "motion_metrics",
-    "BackgroundMotion": "motion_metrics",
-    "track": "tracking",
-    "build_tracker": "tracking",
-    "frechet_distance": "frechet",
-    "frechet_distance_from_features": "frechet",
-    "feature_statistics": "frechet",
-    "fid": "frechet",
-    "fvd": "frechet",
-    "InceptionFeatureExtractor": "frechet",
-    "I3DFeatureExtractor": "frechet",
-    "load_suite": "suites",
-    "EvaluationSuite": "suites",
-    "SuiteError": "suites",
-    "EvalCase": "cases",
-    "cases_from_image": "cases",
-    "synthetic_cases": "cases",
-    "synthetic_clip_suite": "cases",
-    "PipelineGenerator": "runner",
-    "evaluate_video": "runner",
-    "run_suite": "runner",
-    "SuiteRunResult": "results",
-    "TrajectoryResult": "results",
-    "write_report": "report",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    # Submodules load on first use, so `import imageconductor.evaluation` stays light.
-    if name in _EXPORTS:
-        module = importlib.import_module(f"imageconductor.evaluation.{_EXPORTS[name]}")
-        return getattr(module, name)
-    raise AttributeError(f"module 'imageconductor.evaluation' has no attribute {name!r}")
+__all__ = [
+    "BackgroundMotion",
+    "EvalCase",
+    "EvaluationError",
+    "EvaluationSuite",
+    "I3DFeatureExtractor",
+    "InceptionFeatureExtractor",
+    "MotionControlError",
+    "PipelineGenerator",
+    "SuiteError",
+    "SuiteRunResult",
+    "TrajectoryResult",
+    "background_motion",
+    "background_motion_fraction",
+    "build_tracker",
+    "cammc",
+    "cases_from_image",
+    "evaluate_video",
+    "feature_statistics",
+    "fid",
+    "frechet_distance",
+    "frechet_distance_from_features",
+    "fvd",
+    "load_suite",
+    "motion_control_error",
+    "objmc",
+    "run_suite",
+    "synthetic_cases",
+    "synthetic_clip_suite",
+    "track",
+    "trajectory_distance",
+    "write_report",
+]

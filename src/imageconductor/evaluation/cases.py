@@ -20,6 +20,18 @@ import numpy as np
 
 from imageconductor.evaluation.motion_metrics import MIN_MOVING_PATH_PX, EvaluationError, resample_tracks
 from imageconductor.evaluation.suites import EvaluationSuite, SuiteEntry
+from imageconductor.synthetic import (
+    BACKGROUND,
+    CameraMotion,
+    ClipSpec,
+    ObjectMotion,
+    SpriteSpec,
+    random_clip_spec,
+    random_scene_style,
+    render_clip,
+)
+from imageconductor.trajectories import TrajectorySet
+from imageconductor.trajectories.grid import grid_points
 
 __all__ = ["EvalCase", "cases_from_image", "staged_spec", "synthetic_cases", "synthetic_clip_suite"]
 
@@ -50,7 +62,6 @@ def _camera_motion_for(tracks: np.ndarray):
     The synthetic world's "camera pans right" slides the content left, so the pan is minus the
     tracks' mean displacement; the zoom is the growth of their spread around the centroid.
     """
-    from imageconductor.synthetic import CameraMotion
 
     centroid = tracks.mean(axis=1)
     spread = np.linalg.norm(tracks - centroid[:, None], axis=-1).mean(axis=1)
@@ -68,7 +79,6 @@ def _camera_motion_for(tracks: np.ndarray):
 
 def staged_spec(entry: SuiteEntry, kind: str, seed: int, width: int = 384, height: int = 256):
     """The synthetic ClipSpec whose first frame :func:`synthetic_cases` uses for ``entry``."""
-    from imageconductor.synthetic import ClipSpec, ObjectMotion, SpriteSpec, random_scene_style
 
     rng = np.random.default_rng([int(seed), 11])
     style = random_scene_style(rng)
@@ -108,7 +118,6 @@ def synthetic_cases(
     Object suites get one sprite at the start of every object track (a still one for anchors); camera
     suites a textured scene with one sprite, captioned with the matching camera motion.
     """
-    from imageconductor.synthetic import render_clip
 
     cases = []
     for index, entry in enumerate(suite):
@@ -121,12 +130,9 @@ def synthetic_cases(
 
 def _camera_clip_tracks(clip, grid: int = 3) -> list[np.ndarray]:
     """Exact tracks of background points on a grid that stay visible for the whole clip (at most 8)."""
-    from imageconductor.synthetic import BACKGROUND
 
     width, height = clip.spec.width, clip.spec.height
-    xs = (np.arange(grid) + 0.5) / grid * width
-    ys = (np.arange(grid) + 0.5) / grid * height
-    candidates = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
+    candidates = grid_points(width, height, grid)
     candidates = np.concatenate([candidates, candidates * 0.6 + 0.4 * np.array([width / 2, height / 2])])
     positions, visible = clip.track_points(candidates)
     keep = visible.all(axis=0) & (clip.layer_at(candidates) == BACKGROUND)
@@ -149,8 +155,6 @@ def synthetic_clip_suite(
     Object clips: the exact centre tracks of the moving sprites; camera clips: exact tracks of
     background points. Each case keeps the clip's first frame, caption and frames (``reference``).
     """
-    from imageconductor.synthetic import random_clip_spec, render_clip
-    from imageconductor.trajectories import TrajectorySet
 
     if kind not in ("object", "camera"):
         raise EvaluationError(f"kind must be 'object' or 'camera', got {kind!r}")

@@ -30,6 +30,8 @@ from typing import Literal
 import numpy as np
 
 from imageconductor.evaluation.tracking import Tracker, track
+from imageconductor.trajectories import resample_track
+from imageconductor.trajectories.grid import grid_points
 
 __all__ = [
     "BackgroundMotion",
@@ -117,7 +119,6 @@ def _as_track_list(trajectories, width: int, height: int) -> list[np.ndarray]:
 def resample_tracks(trajectories, num_frames: int, width: int, height: int) -> np.ndarray:
     """Input trajectories (TrajectorySet or list of (N_i, 2) arrays) → (num_frames, K, 2) pixel
     positions in a ``width`` × ``height`` video, with the project's PCHIP resampling."""
-    from imageconductor.trajectories import resample_track
 
     tracks = _as_track_list(trajectories, width, height)
     return np.stack([np.asarray(resample_track(t, num_frames), dtype=np.float64) for t in tracks], axis=1)
@@ -224,9 +225,7 @@ def background_grid(
     """Cell centres of a ``grid_size`` × ``grid_size`` grid (M, 2), minus those within
     ``exclusion_radius`` px (default max(H, W) / 12) of any point of the ``exclude`` tracks
     (T, K, 2) — the region the objects sweep."""
-    xs = (np.arange(grid_size) + 0.5) * width / grid_size
-    ys = (np.arange(grid_size) + 0.5) * height / grid_size
-    grid = np.stack(np.meshgrid(xs, ys, indexing="xy"), axis=-1).reshape(-1, 2)
+    grid = grid_points(width, height, grid_size)
     if exclude is None or np.asarray(exclude).size == 0:
         return grid
     radius = max(height, width) / 12 if exclusion_radius is None else float(exclusion_radius)

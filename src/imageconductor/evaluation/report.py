@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from imageconductor.evaluation.results import SuiteRunResult
 
@@ -120,24 +121,15 @@ def markdown_report(runs: Sequence[SuiteRunResult], title: str = "Motion-control
     return "\n".join(parts)
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_metrics(runs: Sequence[SuiteRunResult], path: str | os.PathLike) -> Path:
     """Grouped bars per trajectory: motion error (top) and background fraction (bottom), one colour per run."""
-    plt = _pyplot()
     names: list[str] = []
     for run in runs:
         names += [r.name for r in run.results if r.name not in names]
     positions = np.arange(len(names))
     width = 0.8 / max(len(runs), 1)
-    figure, (top, bottom) = plt.subplots(2, 1, figsize=(max(6.0, 0.7 * len(names) + 2), 7), sharex=True)
+    figure = Figure(figsize=(max(6.0, 0.7 * len(names) + 2), 7))
+    top, bottom = figure.subplots(2, 1, sharex=True)
     for index, run in enumerate(runs):
         by_name = {r.name: r for r in run.results}
         errors = [by_name[n].motion_error_px if n in by_name else np.nan for n in names]
@@ -154,16 +146,15 @@ def plot_metrics(runs: Sequence[SuiteRunResult], path: str | os.PathLike) -> Pat
     figure.tight_layout()
     path = Path(path)
     figure.savefig(path, dpi=100)
-    plt.close(figure)
     return path
 
 
 def plot_tracks(run: SuiteRunResult, path: str | os.PathLike, columns: int = 5) -> Path:
     """One panel per trajectory: input trajectories (dashed) vs tracked motion (solid), image axes."""
-    plt = _pyplot()
     count = max(len(run.results), 1)
     rows = math.ceil(count / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows), squeeze=False)
+    figure = Figure(figsize=(3.2 * columns, 2.4 * rows))
+    axes = figure.subplots(rows, columns, squeeze=False)
     for axis in axes.ravel():
         axis.set_axis_off()
     for axis, result in zip(axes.ravel(), run.results, strict=False):
@@ -182,7 +173,6 @@ def plot_tracks(run: SuiteRunResult, path: str | os.PathLike, columns: int = 5) 
     figure.tight_layout()
     path = Path(path)
     figure.savefig(path, dpi=90)
-    plt.close(figure)
     return path
 
 

@@ -28,9 +28,12 @@ from imageconductor.evaluation.motion_metrics import (
     motion_control_error,
     path_length,
 )
+from imageconductor.evaluation.report import write_report
 from imageconductor.evaluation.results import SuiteRunResult, TrajectoryResult
 from imageconductor.evaluation.suites import EvaluationSuite
 from imageconductor.evaluation.tracking import Tracker
+from imageconductor.pipelines.settings import SamplingSettings
+from imageconductor.video_io import write_mp4
 
 __all__ = [
     "PipelineGenerator",
@@ -46,61 +49,33 @@ VideoGenerator = Callable[[EvalCase], np.ndarray]
 
 @dataclass
 class PipelineGenerator:
-    """An ImageConductorPipeline as a :data:`VideoGenerator` (one video per case, seeded per case)."""
+    """An ImageConductorPipeline as a :data:`VideoGenerator`: one video per case with the same
+    `SamplingSettings` (and seed) for every case; ``extra`` keyword arguments go to the pipeline too."""
 
     pipe: Any
-    mode: Any = "object"
-    num_frames: int = 16
-    height: int = 256
-    width: int = 384
-    num_inference_steps: int = 25
-    guidance_scale: float = 7.5
-    camera_free_guidance: float | None = None
-    motion_guidance_scale: float = 1.0
-    flow_conditioning_scale: float = 1.0
-    seed: int = 0
+    sampling: SamplingSettings
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if None in (self.sampling.num_frames, self.sampling.height, self.sampling.width):
+            raise EvaluationError("PipelineGenerator needs sampling settings with the video size set")
 
     @property
     def settings(self) -> dict:
         """The generation settings recorded with the results (``motion_guidance_scale`` only when it is
         not 1, so result folders written before it existed still resume)."""
-        motion = (
-            {} if self.motion_guidance_scale == 1.0 else {"motion_guidance_scale": self.motion_guidance_scale}
-        )
-        return {
-            "mode": self.mode,
-            "num_frames": self.num_frames,
-            "height": self.height,
-            "width": self.width,
-            "num_inference_steps": self.num_inference_steps,
-            "guidance_scale": self.guidance_scale,
-            "camera_free_guidance": self.camera_free_guidance,
-            "flow_conditioning_scale": self.flow_conditioning_scale,
-            **motion,
-            "seed": self.seed,
-            **self.extra,
-        }
+        record = self.sampling.to_record()
+        if record["motion_guidance_scale"] == 1.0:
+            del record["motion_guidance_scale"]
+        return {**record, **self.extra}
 
     def __call__(self, case: EvalCase) -> np.ndarray:
-        import torch
-
-        generator = torch.Generator("cpu").manual_seed(self.seed)
         output = self.pipe(
             prompt=case.prompt,
             image=case.image,
-            trajectories=case.trajectories.rescaled(self.width, self.height),
-            mode=self.mode,
-            num_frames=self.num_frames,
-            height=self.height,
-            width=self.width,
-            num_inference_steps=self.num_inference_steps,
-            guidance_scale=self.guidance_scale,
-            camera_free_guidance=self.camera_free_guidance,
-            motion_guidance_scale=self.motion_guidance_scale,
-            flow_conditioning_scale=self.flow_conditioning_scale,
-            generator=generator,
+            trajectories=case.trajectories.rescaled(self.sampling.width, self.sampling.height),
             output_type="np",
+            **self.sampling.pipeline_kwargs(),
             **self.extra,
         )
         frames = np.asarray(output.frames if hasattr(output, "frames") else output[0])[0]
@@ -207,8 +182,6 @@ def run_suite(
         )
         result.seconds = time.perf_counter() - started
         if save_videos:
-            from imageconductor.video_io import write_mp4
-
             (run_dir / "videos").mkdir(exist_ok=True)
             video_path = write_mp4(frames, run_dir / "videos" / f"{stem}.mp4", pad_odd=True)
             result.video_path = str(Path(video_path).relative_to(run_dir))
@@ -216,8 +189,6 @@ def run_suite(
         run.results.append(result)
     run.save(run_dir / "run.json")
     if report:
-        from imageconductor.evaluation.report import write_report
-
         write_report(run, run_dir, title=f"Evaluation: {label}")
     return run
 

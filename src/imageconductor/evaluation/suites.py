@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from imageconductor.trajectories import TrajectoryError, TrajectorySet, camera_preset, load_trajectories
+
 __all__ = [
     "SUITE_NAMES",
     "EvaluationSuite",
@@ -76,7 +78,6 @@ class EvaluationSuite:
 
 
 def _camera_tracks(names: str, num_frames: int = NUM_POINTS) -> list[np.ndarray]:
-    from imageconductor.trajectories import camera_preset
 
     width, height = FRAME_SIZE
     return [
@@ -92,7 +93,6 @@ def _there_and_back(name: str) -> list[np.ndarray]:
 
 def build_camera_suite() -> list[SuiteEntry]:
     """Ten camera trajectory sets: the four pans, both zooms, and four combinations."""
-    from imageconductor.trajectories import TrajectorySet
 
     specs = [
         ("pan_left", "camera pans left", _camera_tracks("pan_left")),
@@ -132,7 +132,6 @@ def build_object_suite() -> list[SuiteEntry]:
     Paths are 60-140 px long over the clip (at most ~9 px per frame at 16 frames, the range of the
     official examples), within what the LK tracker follows reliably on moving objects.
     """
-    from imageconductor.trajectories import TrajectorySet
 
     specs = [
         ("line_right", "straight line to the right", [_polyline([(136, 128), (248, 128)])]),
@@ -243,7 +242,6 @@ def load_suite(source: str | os.PathLike, expected_size: int | None = None) -> E
     Built-in suites must hold exactly ten trajectory sets, all of the suite's kind; a folder's kind is
     read from its files (they must agree). ``expected_size`` checks the count of a custom folder.
     """
-    from imageconductor.trajectories import TrajectoryError, load_trajectories
 
     builtin = isinstance(source, str) and source in SUITE_NAMES
     directory = builtin_suite_dir(source) if builtin else Path(source)

@@ -22,8 +22,10 @@ from imageconductor.models.motion_norm import PerFrameGroupNorm
 from imageconductor.models.noise import predict_noise
 from imageconductor.models.personalize import load_personalized_checkpoint, merge_personalized_lora
 from imageconductor.models.unet import ImageConductorUNetModel
+from imageconductor.models.vae import vae_scale_factor
 
 __all__ = [
+    "vae_scale_factor",
     "OFFICIAL_SCHEDULER_CONFIG",
     "CheckpointError",
     "CheckpointKeyError",

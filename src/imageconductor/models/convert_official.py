@@ -29,6 +29,7 @@ from typing import Any
 
 import safetensors.torch
 import torch
+from accelerate import init_empty_weights
 from torch import nn
 
 from imageconductor.models.controlnets import ImageConductorControlNetModel
@@ -348,7 +349,6 @@ def _build_model(
     what: str,
 ) -> nn.Module:
     """Instantiate ``model_class`` without initialising weights and load ``state_dict`` (strict, clear errors)."""
-    from accelerate import init_empty_weights
 
     with init_empty_weights():
         model = model_class.from_config(dict(config))

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate import init_empty_weights
 from diffusers.utils import logging as diffusers_logging
 from peft import LoraConfig
 from peft.tuners.tuners_utils import BaseTunerLayer
@@ -264,7 +265,6 @@ class AdapterSupportMixin:
         if not names:
             super().save_pretrained(save_directory, **kwargs)
             return
-        from accelerate import init_empty_weights
 
         with init_empty_weights():
             plain = type(self).from_config(self.config)

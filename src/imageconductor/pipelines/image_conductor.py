@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
@@ -30,7 +29,9 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from imageconductor.conditioning import image_condition
 from imageconductor.guidance import AdapterSelection, normalize_mode, plan_guidance
-from imageconductor.models import load_official_components, predict_noise
+from imageconductor.models import load_official_components, predict_noise, vae_scale_factor
+from imageconductor.pipelines.settings import MODEL_SETTING_NAMES, VideoSize, read_model_index
+from imageconductor.trajectories import FlowEncoding, flow_condition, load_trajectories
 
 __all__ = [
     "ImageConductorPipeline",
@@ -42,9 +43,6 @@ __all__ = [
 
 ImageInput = PIL.Image.Image | np.ndarray | torch.Tensor
 PathLike = str | os.PathLike
-
-#: Frame size and length of the released model (used when nothing else fixes them).
-DEFAULT_HEIGHT, DEFAULT_WIDTH, DEFAULT_NUM_FRAMES = 256, 384, 16
 
 
 @dataclass
@@ -112,7 +110,11 @@ class ImageConductorPipeline(DiffusionPipeline):
     with motion modules), ``image_controlnet`` (SparseCtrl-RGB on the first frame), ``flow_controlnet``
     (motion ControlNet with the LoRA adapters ``camera`` and ``object``), ``scheduler`` (DDIM). The
     optional ``flow_encoding`` (see `imageconductor.trajectories.FlowEncoding`, default: the released one)
-    says how drawn tracks are blurred into the motion ControlNet's condition.
+    says how drawn tracks are blurred into the motion ControlNet's condition; ``native_size``
+    (``{"num_frames", "height", "width"}``, default: the released 16 x 256 x 384) is the video size the
+    model was trained for and renders by default; ``synthetic_world`` records the settings of the
+    synthetic world a model was trained on (``texture_scale``, ``motion_scale``, ``seed``), which the
+    evaluation on held-out synthetic clips reuses.
 
     Guidance (see :mod:`imageconductor.guidance`):
 
@@ -134,7 +136,7 @@ class ImageConductorPipeline(DiffusionPipeline):
     _optional_components: list[str] = []
     _callback_tensor_inputs = ["latents", "prompt_embeds", "negative_prompt_embeds"]
     #: ``__init__`` arguments that are plain settings in ``model_index.json``, not components.
-    _setting_names = ("flow_encoding",)
+    _setting_names = MODEL_SETTING_NAMES
 
     def __init__(
         self,
@@ -146,14 +148,19 @@ class ImageConductorPipeline(DiffusionPipeline):
         flow_controlnet: ModelMixin,
         scheduler: SchedulerMixin,
         flow_encoding: dict[str, Any] | None = None,
+        native_size: dict[str, int] | None = None,
+        synthetic_world: dict[str, Any] | None = None,
     ):
         super().__init__()
-        from imageconductor.trajectories import FlowEncoding
-
-        # How this model's motion ControlNet expects tracks to be blurred (None = the released encoding);
-        # kept in model_index.json next to the components.
+        # Settings kept in model_index.json next to the components. flow_encoding: how this model's motion
+        # ControlNet expects tracks to be blurred (None = the released encoding).
         encoding = FlowEncoding.from_dict(flow_encoding)
-        self.register_to_config(flow_encoding=None if encoding.is_official else encoding.as_kwargs())
+        size = VideoSize.native({"native_size": native_size})
+        self.register_to_config(
+            flow_encoding=None if encoding.is_official else encoding.as_kwargs(),
+            native_size=None if native_size is None else size.as_dict(),
+            synthetic_world=None if synthetic_world is None else dict(synthetic_world),
+        )
         self.register_modules(
             vae=vae,
             text_encoder=text_encoder,
@@ -163,7 +170,7 @@ class ImageConductorPipeline(DiffusionPipeline):
             flow_controlnet=flow_controlnet,
             scheduler=scheduler,
         )
-        self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        self.vae_scale_factor = vae_scale_factor(self.vae.config.block_out_channels)
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -228,7 +235,7 @@ class ImageConductorPipeline(DiffusionPipeline):
                     f"{folder} is not a saved ImageConductorPipeline (no model_index.json)"
                 )
             return super().from_pretrained(pretrained_model_name_or_path, torch_dtype=torch_dtype, **kwargs)
-        index = json.loads(index_path.read_text())
+        index = read_model_index(folder)
         components: dict[str, Any] = {}
         for name in inspect.signature(cls.__init__).parameters:
             if name == "self":
@@ -304,18 +311,19 @@ class ImageConductorPipeline(DiffusionPipeline):
     ) -> torch.Tensor:
         """Flow condition ``(1, 2, num_frames, height, width)`` from tracks, a TrajectorySet or a file path
         (see :func:`load_trajectory_set` for how points are placed in the ``width x height`` model frame)."""
-        from imageconductor.trajectories import flow_condition
-
         trajectory_set = load_trajectory_set(trajectories, width, height)
         # uses per-track strengths
         return flow_condition(trajectory_set, num_frames, height, width, **self.flow_encoding.as_kwargs())
 
     @property
-    def flow_encoding(self) -> Any:
+    def flow_encoding(self) -> FlowEncoding:
         """The `imageconductor.trajectories.FlowEncoding` the motion ControlNet was trained with."""
-        from imageconductor.trajectories import FlowEncoding
-
         return FlowEncoding.from_dict(self.config.get("flow_encoding"))
+
+    @property
+    def native_size(self) -> VideoSize:
+        """The video size this model renders when none is asked for (its ``native_size`` setting)."""
+        return VideoSize.native(self.config)
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """Decode latents ``(B, 4, F, h, w)`` frame by frame to a video ``(B, 3, F, H, W)`` in [0, 1]."""
@@ -379,7 +387,8 @@ class ImageConductorPipeline(DiffusionPipeline):
         image_latents: torch.Tensor | None,
         flow_condition: torch.Tensor | None,
     ) -> tuple[int, int, int]:
-        """Fill unset sizes from the flow condition, the image latents or the latents (in that order)."""
+        """Fill unset sizes from the flow condition, the image latents or the latents (in that order), else
+        from the model's native size."""
         scale = self.vae_scale_factor
         if flow_condition is not None and flow_condition.ndim == 5:
             num_frames = num_frames or flow_condition.shape[2]
@@ -392,8 +401,9 @@ class ImageConductorPipeline(DiffusionPipeline):
             num_frames = num_frames or latents.shape[2]
             height = height or latents.shape[3] * scale
             width = width or latents.shape[4] * scale
-        num_frames = num_frames or DEFAULT_NUM_FRAMES
-        height, width = height or DEFAULT_HEIGHT, width or DEFAULT_WIDTH
+        native = self.native_size
+        num_frames = num_frames or native.num_frames
+        height, width = height or native.height, width or native.width
         if height % scale or width % scale:
             raise ValueError(f"height and width must be divisible by {scale}, got {height} and {width}")
         if num_frames < 2:
@@ -487,7 +497,7 @@ class ImageConductorPipeline(DiffusionPipeline):
                 ``{"camera": 1.0, "object": 0.5}``. ``None``: ``"camera"`` for a TrajectorySet of camera
                 tracks only, else ``"object"``.
             num_frames, height, width: video size; unset values come from ``flow_condition``, then
-                ``image_latents``, then ``latents``, else 16 x 256 x 384.
+                ``image_latents``, then ``latents``, else the model's ``native_size``.
             num_inference_steps: DDIM steps (25 in the release).
             guidance_scale: classifier-free guidance scale λ_cfg (7.5 in the release); ``<= 1`` turns it off.
             camera_free_guidance: λ_traj of the paper's Eq. 5; ``None`` is the released behaviour.
@@ -499,7 +509,7 @@ class ImageConductorPipeline(DiffusionPipeline):
             negative_prompt / negative_prompt_embeds: the unconditional text (default "").
             num_videos_per_prompt: videos per prompt.
             eta: DDIM η. generator: torch generator(s) for the noise and the VAE sample.
-            latents: initial noise ``(B, 4, num_frames, height/8, width/8)``.
+            latents: initial noise ``(B, C, num_frames, height / f, width / f)``, ``f`` the VAE's scale factor.
             output_type: ``"pil"``, ``"np"``, ``"pt"`` (``(B, 3, F, H, W)`` in [0, 1]) or ``"latent"``.
             return_dict: return :class:`ImageConductorPipelineOutput` (else a tuple ``(frames,)``).
             callback_on_step_end: ``fn(pipe, step, timestep, callback_kwargs) -> dict`` after every step, with
@@ -657,8 +667,6 @@ def load_trajectory_set(trajectories: Any, width: int, height: int) -> Any:
     released code); a rich-format file or a TrajectorySet states its own ``image_size`` and is rescaled.
     Raises ``TrajectoryError`` (a ValueError) naming the track and point at fault.
     """
-    from imageconductor.trajectories import load_trajectories
-
     if isinstance(trajectories, np.ndarray) and trajectories.ndim == 3:
         trajectories = list(trajectories)
     trajectory_set = load_trajectories(trajectories, image_size=(width, height))

@@ -28,6 +28,9 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 from imageconductor.models.controlnets import ImageConductorControlNetModel
 from imageconductor.models.convert_official import MotionLayout, controlnet_config, unet_config
 from imageconductor.models.unet import ImageConductorUNetModel
+from imageconductor.models.vae import vae_scale_factor
+from imageconductor.pipelines.image_conductor import ImageConductorPipeline
+from imageconductor.synthetic import random_clip_spec
 from imageconductor.training.config import BaseModelConfig
 from imageconductor.training.tokenizer import build_caption_tokenizer
 from imageconductor.trajectories import RELEASED_FLOW_ENCODING, FlowEncoding
@@ -130,13 +133,14 @@ def vae_norm_groups(config: BaseModelConfig) -> int:
 
 
 def vae_downsample_factor(config: BaseModelConfig) -> int:
-    """Pixels per latent cell along each side: 2^(levels − 1) — 8 with four levels (SD's), 4 with three."""
+    """Pixels per latent cell along each side: 8 with four levels (SD's), 4 with three; other level counts
+    are refused."""
     levels = len(config.vae_block_out_channels)
     if levels not in (3, 4):
         raise ValueError(
             f"vae_block_out_channels needs 4 levels (downsampling by 8, as SD's) or 3 (by 4), got {levels}"
         )
-    return 2 ** (levels - 1)
+    return vae_scale_factor(config.vae_block_out_channels)
 
 
 def build_vae(config: BaseModelConfig) -> AutoencoderKL:
@@ -181,7 +185,6 @@ def build_text_encoder(config: BaseModelConfig, tokenizer: CLIPTokenizer) -> CLI
 
 def synthetic_captions(count: int = 3000, seed: int = 0) -> list[str]:
     """Captions of ``count`` random synthetic-world clip specs (no rendering): the tokenizer corpus."""
-    from imageconductor.synthetic import random_clip_spec
 
     return [random_clip_spec(seed * 1_000_003 + index, num_frames=16).caption for index in range(count)]
 
@@ -212,7 +215,6 @@ def build_base_components(
 
 def save_components(components: ImageToVideoComponents, directory: str | Path) -> Path:
     """Write a pipeline folder (``model_index.json`` + one sub-folder per component, safetensors)."""
-    from imageconductor.pipelines.image_conductor import ImageConductorPipeline
 
     pipeline = ImageConductorPipeline(**components.as_dict())
     pipeline.save_pretrained(str(directory), safe_serialization=True)

@@ -26,6 +26,7 @@ from typing import Any, Union
 
 import yaml
 
+from imageconductor.models.vae import vae_scale_factor
 from imageconductor.trajectories import FlowEncoding
 
 STAGES = ("vae", "base", "controlnet", "camera", "object")
@@ -259,10 +260,13 @@ class TrainingConfig:
             "motion_scale",
         ):
             _positive(f"data.{name}", getattr(self.data, name))
-        if self.data.height % 8 or self.data.width % 8:
-            raise ConfigError(
-                f"data.height and data.width must be multiples of 8, got {self.data.height}x{self.data.width}"
-            )
+        if not self.model.pretrained_model_path:  # a model built from scratch: its VAE's factor is known
+            factor = vae_scale_factor(self.model.base.vae_block_out_channels)
+            if self.data.height % factor or self.data.width % factor:
+                raise ConfigError(
+                    f"data.height and data.width must be multiples of {factor} (the VAE's factor), "
+                    f"got {self.data.height}x{self.data.width}"
+                )
         if self.data.kinds is not None:
             for kind in self.data.kinds:
                 _choice("data.kinds[]", kind, CLIP_KINDS)

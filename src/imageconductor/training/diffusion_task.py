@@ -22,12 +22,13 @@ from diffusers import DDPMScheduler
 from torch import nn
 
 from imageconductor.conditioning import image_condition
-from imageconductor.models.lora import adapter_names
+from imageconductor.models.lora import ADAPTER_WEIGHT_NAME, ADAPTERS_SUBFOLDER, adapter_names
 from imageconductor.training.adapters import add_training_adapter
 from imageconductor.training.base_model import ImageToVideoComponents, save_components
 from imageconductor.training.conditions import TrainingBatch, curriculum_flow_condition, normalize_batch
 from imageconductor.training.config import TrainingConfig
 from imageconductor.training.losses import diffusion_loss, orthogonal_loss
+from imageconductor.training.sampling import write_stage_samples
 from imageconductor.training.stages import (
     CAMERA_ADAPTER,
     OBJECT_ADAPTER,
@@ -48,8 +49,6 @@ STAGE_ADAPTER_CHOICE: dict[str, str | dict[str, float] | None] = {
     "camera": CAMERA_ADAPTER,
     "object": {CAMERA_ADAPTER: 1.0, OBJECT_ADAPTER: 1.0},  # θ0 + sg[Δθ_cam] + Δθ_obj (Eq. 2)
 }
-#: Pipeline ``mode`` used for sample videos of each stage.
-STAGE_SAMPLE_MODE = {"base": "none", "controlnet": "none", "camera": "camera", "object": "object"}
 
 
 #: random streams of the micro-batch seed for its per-clip dropout draws
@@ -164,7 +163,6 @@ def prepare_stage_adapters(components: ImageToVideoComponents, config: TrainingC
 
 
 def _load_adapter(flow: nn.Module, name: str, path: str | Path) -> None:
-    from imageconductor.models.lora import ADAPTER_WEIGHT_NAME, ADAPTERS_SUBFOLDER
 
     path = Path(path)
     candidates = [
@@ -309,9 +307,7 @@ class DiffusionTrainingTask(TrainingTask):
         save_components(self.components, directory)
 
     def sample(self, directory: Path, step: int, accelerator: Accelerator) -> list[Path]:
-        from imageconductor.training.sampling import write_stage_samples
-
-        return write_stage_samples(self, directory, step)
+        return write_stage_samples(self.config, self.components, self.models, directory)
 
     # ---- pieces ------------------------------------------------------------------------------------------
 

@@ -1,12 +1,12 @@
 """Reproduce the embedded default model from scratch, seeded: all five stages, one command.
 
-    python -m imageconductor.training.make_default --out src/imageconductor/assets/default_model
+    imageconductor train default --out src/imageconductor/assets/default_model
 
 Stages run in order ``vae → base → controlnet → camera → object`` on synthetic-world clips; each stage's
 ``final`` folder feeds the next. Every stage checkpoints and a rerun resumes where it stopped (finished
 stages are skipped), so an interrupted build loses at most ``checkpoint_every`` steps. The finished model
-folder gets a model card (``README.md``: data, sizes, steps, losses, throughput) and
-``imageconductor_model.json`` (native frames / height / width, which the CLI can use as defaults).
+folder gets a model card (``README.md``: data, sizes, steps, losses, throughput), and its
+``model_index.json`` records the native video size and the synthetic world it was trained on.
 
 A plan (YAML) sets what every stage shares and what each stage changes; `DEFAULT_PLAN` is the built-in one
 (``configs/default_model.yaml`` is a copy). ``--steps-scale 0.01`` gives a quick trial run; ``--set`` changes
@@ -15,21 +15,21 @@ single values (ablations: ``--set stages.object.loss.ortho_weight=0``) and ``--u
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import logging
 import math
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import yaml
+from accelerate.state import AcceleratorState, GradientState
 
-from imageconductor.pipelines import MODEL_INFO_FILE
+from imageconductor.pipelines.settings import write_model_settings
 from imageconductor.training.config import SAVED_CONFIG_FILE, TrainingConfig
+from imageconductor.training.run import run_training
 from imageconductor.trajectories import FlowEncoding
 
 logger = logging.getLogger(__name__)
@@ -198,7 +198,6 @@ def make_default(
     ``until`` names the last stage to run (e.g. ``"controlnet"`` for an ablation of that stage alone); the
     folder is then that stage's model.
     """
-    from imageconductor.training.run import run_training
 
     if until is not None and until not in STAGE_ORDER:
         raise ValueError(f"until must be one of {list(STAGE_ORDER)}, got {until!r}")
@@ -237,15 +236,15 @@ def make_default(
     shutil.copytree(final, temporary)
     drop_build_paths(temporary)
     data = configs[-1].data
-    info = {
-        "num_frames": data.num_frames,
-        "height": data.height,
-        "width": data.width,
-        "texture_scale": data.texture_scale,
-        "motion_scale": data.motion_scale,
-        "seed": plan.get("seed", 0),
-    }
-    (temporary / MODEL_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    write_model_settings(
+        temporary,
+        native_size={"num_frames": data.num_frames, "height": data.height, "width": data.width},
+        synthetic_world={
+            "texture_scale": data.texture_scale,
+            "motion_scale": data.motion_scale,
+            "seed": plan.get("seed", 0),
+        },
+    )
     (temporary / "README.md").write_text(model_card(plan, configs, summaries, steps_scale))
     shutil.rmtree(out, ignore_errors=True)
     temporary.rename(out)
@@ -294,7 +293,7 @@ def model_card(
         "(no pretrained weights): VAE, CLIP-style text encoder with its own tokenizer, AnimateDiff-style UNet",
         "with motion modules, SparseCtrl-RGB image ControlNet, motion ControlNet with `camera` / `object` LoRA.",
         "",
-        "Reproduce: `python -m imageconductor.training.make_default --out <folder>`"
+        "Reproduce: `imageconductor train default --out <folder>`"
         + (f" (this build: `--steps-scale {steps_scale}`)" if steps_scale != 1.0 else ""),
         "",
         "## Data",
@@ -330,8 +329,8 @@ def model_card(
         "",
         METRICS_HEADING,
         "",
-        "Not measured yet: `python scripts/evaluate_default_model.py --model <folder> --update-card` writes",
-        "them here (`docs/default_model.md` in the repository explains the rows).",
+        "Not measured yet: `imageconductor evaluate synthetic --model <folder> --update-card` writes",
+        "them here (`docs/evaluation.md` in the repository explains the rows).",
         "",
     ]
     return "\n".join(lines)
@@ -356,7 +355,7 @@ def write_card_metrics(folder: str | Path, table: str, command: str) -> Path:
     section = [
         METRICS_HEADING,
         "",
-        f"Measured with `{command}` (`docs/default_model.md` in the repository explains the rows):",
+        f"Measured with `{command}` (`docs/evaluation.md` in the repository explains the rows):",
         "",
         table.strip(),
         "",
@@ -401,61 +400,19 @@ def _mean_of_last(history: list[dict[str, float]], count: int) -> dict[str, floa
 
 def _reset_accelerate_state() -> None:
     # Each stage builds its own Accelerator; the process-wide state must not carry over between them.
-    from accelerate.state import AcceleratorState, GradientState
 
     AcceleratorState._reset_state(True)
     GradientState._reset_state()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m imageconductor.training.make_default",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--out", required=True, help="the model folder to write")
-    parser.add_argument(
-        "--plan", help="a plan YAML (default: the built-in plan, see configs/default_model.yaml)"
-    )
-    parser.add_argument(
-        "--profile",
-        choices=("default", "smoke"),
-        default="default",
-        help="built-in plan to use when --plan is not given ('smoke': tiny, seconds)",
-    )
-    parser.add_argument("--work-dir", help="where stage runs and checkpoints go (default: <out>-work)")
-    parser.add_argument("--steps-scale", type=float, default=1.0, help="multiply every stage's max_steps")
-    parser.add_argument("--until", choices=STAGE_ORDER, help="stop after this stage (default: all five)")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY.PATH=VALUE",
-        help="change one plan value, e.g. stages.object.loss.ortho_weight=0 (repeatable)",
-    )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.plan:
-        plan_path = Path(args.plan)
-        if not plan_path.is_file():
-            print(f"error: plan file not found: {plan_path}", file=sys.stderr)
-            return 2
-        plan = yaml.safe_load(plan_path.read_text())
-    else:
-        plan = SMOKE_PLAN if args.profile == "smoke" else DEFAULT_PLAN
-    if args.steps_scale <= 0:
-        print("error: --steps-scale must be > 0", file=sys.stderr)
-        return 2
-    try:
-        plan = plan_with_overrides(plan, args.set)
-        stage_configs(plan, Path("check"))
-    except ValueError as exc:  # ConfigError is a ValueError
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    out = make_default(args.out, plan, args.work_dir, args.steps_scale, args.until)
-    print(f"default model written to {out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def load_plan(plan_file: str | Path | None = None, profile: str = "default") -> dict[str, Any]:
+    """The plan in ``plan_file`` (YAML), else the built-in one of ``profile`` ("default" or "smoke")."""
+    if plan_file is None:
+        return SMOKE_PLAN if profile == "smoke" else DEFAULT_PLAN
+    path = Path(plan_file)
+    if not path.is_file():
+        raise FileNotFoundError(f"plan file not found: {path}")
+    plan = yaml.safe_load(path.read_text())
+    if not isinstance(plan, dict):
+        raise ValueError(f"{path} must hold a YAML mapping (a plan)")
+    return plan

@@ -14,6 +14,9 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
+from imageconductor.data import ClipDatasetConfig, TrajectoryClipDataset, collate_clips, resolve_shards
+from imageconductor.models.controlnets import ImageConductorControlNetModel
+from imageconductor.models.vae import vae_scale_factor
 from imageconductor.training.base_model import (
     ImageToVideoComponents,
     base_scheduler,
@@ -21,8 +24,10 @@ from imageconductor.training.base_model import (
     load_components,
 )
 from imageconductor.training.config import TrainingConfig
+from imageconductor.training.diffusion_task import DiffusionTrainingTask
 from imageconductor.training.synthetic_data import SyntheticClipDataset
 from imageconductor.training.trainer import Trainer, TrainingTask, find_latest_checkpoint
+from imageconductor.training.vae_task import VaeTrainingTask
 from imageconductor.trajectories import RELEASED_FLOW_ENCODING, FlowEncoding
 
 logger = logging.getLogger(__name__)
@@ -63,12 +68,16 @@ def build_components(config: TrainingConfig) -> ImageToVideoComponents:
         components = build_base_components(config.model.base, seed=config.seed)
     else:
         raise ValueError(f"stage {config.stage!r} needs model.pretrained_model_path")
+    factor = vae_scale_factor(components.vae.config.block_out_channels)
+    if config.data.height % factor or config.data.width % factor:
+        raise ValueError(
+            f"data.height and data.width must be multiples of {factor} (the model's VAE factor), "
+            f"got {config.data.height}x{config.data.width}"
+        )
     if config.stage == "base":
         # The base stage fixes the noise parametrisation every later stage and the pipeline inherit.
         components.scheduler = base_scheduler(config.model.base)
     if config.model.flow_controlnet_path:
-        from imageconductor.models.controlnets import ImageConductorControlNetModel
-
         flow_path = Path(config.model.flow_controlnet_path)
         if (flow_path / "flow_controlnet").is_dir():
             flow_path = flow_path / "flow_controlnet"
@@ -111,7 +120,6 @@ def build_dataset(
             sprite_masks=config.stage == "vae" and config.loss.vae_sprite_weight > 0,
         )
         return dataset, None
-    from imageconductor.data import ClipDatasetConfig, TrajectoryClipDataset, collate_clips
 
     if data.kinds is not None:
         logger.warning("data.kinds is ignored for shards: give the stage shards of the right kind")
@@ -120,7 +128,7 @@ def build_dataset(
         expand_shard_patterns(data.shards),
         ClipDatasetConfig(
             num_frames=data.num_frames,
-            mode="dense",
+            tracks="dense",
             seed=config.seed,
             **flow_encoding.as_kwargs(),
         ),
@@ -138,8 +146,6 @@ def expand_shard_patterns(entries: list[str]) -> list[str]:
                 raise FileNotFoundError(f"data.shards pattern {entry!r} matches no file")
             paths.extend(matched)
         elif Path(entry).is_dir():
-            from imageconductor.data import resolve_shards
-
             paths.extend(str(path) for path in resolve_shards(entry))
         else:
             paths.append(entry)
@@ -148,8 +154,6 @@ def expand_shard_patterns(entries: list[str]) -> list[str]:
 
 def build_task(config: TrainingConfig, components: ImageToVideoComponents) -> TrainingTask:
     if config.stage == "vae":
-        from imageconductor.training.vae_task import VaeTrainingTask
-
         data = config.data
         held_out = SyntheticClipDataset(
             8,
@@ -162,7 +166,6 @@ def build_task(config: TrainingConfig, components: ImageToVideoComponents) -> Tr
         )
         calibration = [{"frames": held_out[i]["frames"][None], "caption": [""]} for i in range(len(held_out))]
         return VaeTrainingTask(config, components, calibration)
-    from imageconductor.training.diffusion_task import DiffusionTrainingTask
 
     return DiffusionTrainingTask(config, components)
 

@@ -23,17 +23,15 @@ import torch
 from torch.utils.data import Dataset
 
 from imageconductor.synthetic import BACKGROUND, random_clip_spec, render_clip
-from imageconductor.trajectories import RELEASED_FLOW_ENCODING, FlowEncoding, flow_condition_from_dense
+from imageconductor.trajectories import (
+    RELEASED_FLOW_ENCODING,
+    FlowEncoding,
+    flow_condition_from_dense,
+    grid_points,
+)
 
-FLOW_MODES = ("none", "dense")
-
-
-def grid_points(grid_size: int, height: int, width: int) -> np.ndarray:
-    """``(grid_size², 2)`` (x, y) cell centres of a regular grid over a ``width`` x ``height`` frame."""
-    xs = (np.arange(grid_size) + 0.5) * width / grid_size
-    ys = (np.arange(grid_size) + 0.5) * height / grid_size
-    grid_x, grid_y = np.meshgrid(xs, ys)
-    return np.stack([grid_x.ravel(), grid_y.ravel()], axis=1)
+#: ``flow`` of `SyntheticClipDataset`: no flow condition, or the condition of all grid tracks.
+FLOW_CONDITIONS = ("none", "dense")
 
 
 class SyntheticClipDataset(Dataset):
@@ -54,8 +52,8 @@ class SyntheticClipDataset(Dataset):
         sprite_masks: bool = False,
         flow_encoding: FlowEncoding = RELEASED_FLOW_ENCODING,
     ) -> None:
-        if flow not in FLOW_MODES:
-            raise ValueError(f"flow must be one of {list(FLOW_MODES)}, got {flow!r}")
+        if flow not in FLOW_CONDITIONS:
+            raise ValueError(f"flow must be one of {list(FLOW_CONDITIONS)}, got {flow!r}")
         if num_clips <= 0 or num_frames < 2 or grid_size <= 0:
             raise ValueError(
                 f"need num_clips > 0, num_frames >= 2, grid_size > 0; got {num_clips}, {num_frames}, {grid_size}"
@@ -97,7 +95,7 @@ class SyntheticClipDataset(Dataset):
             motion_scale=self.motion_scale,
         )
         clip = render_clip(spec)
-        positions, visible = clip.track_points(grid_points(self.grid_size, self.height, self.width), frame=0)
+        positions, visible = clip.track_points(grid_points(self.width, self.height, self.grid_size), frame=0)
         frames = torch.from_numpy(np.ascontiguousarray(clip.frames)).permute(3, 0, 1, 2).float() / 127.5 - 1.0
         item: dict[str, Any] = {
             "frames": frames,

@@ -32,6 +32,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration
 from diffusers.optimization import get_scheduler
+from safetensors import safe_open
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 from tqdm.auto import tqdm
@@ -275,7 +276,6 @@ class Trainer:
 
         Raises ``ValueError`` if the checkpoint's weights are not exactly this run's trained parameters.
         """
-        from safetensors import safe_open
 
         path = Path(path)
         if not (path / "custom_checkpoint_0.pkl").is_file():

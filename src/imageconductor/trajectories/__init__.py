@@ -38,6 +38,7 @@ from imageconductor.trajectories.format import (
     parse_trajectories,
     save_trajectories,
 )
+from imageconductor.trajectories.grid import grid_points
 from imageconductor.trajectories.presets import CAMERA_PRESETS, camera_preset, camera_trajectories
 from imageconductor.trajectories.resample import resample_track
 from imageconductor.trajectories.sparse import motion_intensity, sample_sparse_tracks
@@ -65,6 +66,7 @@ __all__ = [
     "flow_condition_from_dense",
     "gaussian_blur_maps",
     "gaussian_kernel",
+    "grid_points",
     "list_example_trajectories",
     "load_trajectories",
     "motion_intensity",

@@ -16,6 +16,7 @@ import numpy as np
 
 from imageconductor.trajectories.errors import TrajectoryError
 from imageconductor.trajectories.format import TrajectorySet
+from imageconductor.trajectories.grid import grid_points
 from imageconductor.trajectories.resample import check_num_frames
 
 PAN_DIRECTIONS: dict[str, tuple[float, float]] = {
@@ -107,9 +108,7 @@ def _grid(grid: tuple[int, int], height: int, width: int) -> np.ndarray:
     for name, value in (("columns", columns), ("rows", rows)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise TrajectoryError(f"grid {name} is {value!r}; expected a positive whole number")
-    xs = (np.arange(columns) + 0.5) / columns * width
-    ys = (np.arange(rows) + 0.5) / rows * height
-    points = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
+    points = grid_points(width, height, columns, rows)
     centre = np.array([width / 2, height / 2])
     points = points[~np.all(np.isclose(points, centre), axis=1)]
     if len(points) == 0:

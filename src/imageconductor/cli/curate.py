@@ -1,16 +1,11 @@
-"""``imageconductor curate INPUT OUT``: the command-line front of the curation pipeline.
-
-The lead wires :func:`add_parser` / :func:`run` into the main CLI; ``python -m imageconductor.curation.cli``
-runs it on its own.
-"""
+"""``imageconductor curate INPUT OUT``: videos in, trajectory-annotated WebDataset shards out."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from imageconductor.cli import positive_int
+from imageconductor.cli.common import CLIError, one_line, positive_int
 from imageconductor.curation.config import (
     DIS_PRESETS,
     INDEX_FORMATS,
@@ -24,6 +19,8 @@ from imageconductor.curation.errors import (
     CurationError,
     InputListError,
 )
+
+__all__ = ["add_parser", "build_config", "run"]
 
 # CLI flag -> CurationConfig field, for the settings that can be given on the command line.
 _CONFIG_FLAGS = {
@@ -53,11 +50,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Decode, cut-detect, motion-filter, crop and track videos; write WebDataset shards.",
     )
     configure_parser(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(handler=run)
     return parser
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """The ``curate`` arguments and options."""
     parser.add_argument("input", type=Path, help="a folder of videos, a list file, or a CSV/JSONL manifest")
     parser.add_argument("out", type=Path, help="output folder (shards/, index, report.jsonl, summary.json)")
     parser.add_argument("--engine", choices=("local", "ray"), default="local", help="execution engine")
@@ -70,22 +68,26 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=None, help="CurationConfig as JSON or YAML")
     parser.add_argument("--dry-run", action="store_true", help="print what would be done and exit")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    group = parser.add_argument_group("settings (override --config)")
-    group.add_argument("--seed", type=int)
-    group.add_argument("--num-frames", type=int)
-    group.add_argument("--stride-min", type=int)
-    group.add_argument("--stride-max", type=int)
+    group = parser.add_argument_group("settings (override --config; defaults: CurationConfig)")
+    group.add_argument("--seed", type=int, help="seed of every random choice (default 0)")
+    group.add_argument("--num-frames", type=positive_int, help="frames per clip (default 32)")
+    group.add_argument("--stride-min", type=positive_int, help="smallest frame stride (default 1)")
+    group.add_argument("--stride-max", type=positive_int, help="largest frame stride (default 16)")
     group.add_argument("--motion-drop", type=float, help="fraction of lowest-motion clips to drop (0.25)")
-    group.add_argument("--motion-backend", choices=MOTION_BACKENDS)
+    group.add_argument("--motion-backend", choices=MOTION_BACKENDS, help="optical flow for the motion score")
     group.add_argument("--dis-preset", choices=DIS_PRESETS, help="DIS speed/quality preset (fast)")
     group.add_argument("--raft-weights", help="TorchScript RAFT file for --motion-backend raft")
-    group.add_argument("--tracker", choices=TRACKERS)
+    group.add_argument("--tracker", choices=TRACKERS, help="point tracker (default lk)")
     group.add_argument("--cotracker-checkpoint", help="local CoTracker checkpoint for --tracker cotracker")
-    group.add_argument("--grid-size", type=int)
-    group.add_argument("--scene-threshold", type=float)
-    group.add_argument("--samples-per-shard", type=int)
-    group.add_argument("--index-format", choices=INDEX_FORMATS)
-    group.add_argument("--max-source-frames", type=int)
+    group.add_argument("--grid-size", type=positive_int, help="tracked grid: N x N points (default 16)")
+    group.add_argument(
+        "--scene-threshold", type=float, help="PySceneDetect ContentDetector threshold (default 27)"
+    )
+    group.add_argument("--samples-per-shard", type=positive_int, help="clips per shard (default 256)")
+    group.add_argument("--index-format", choices=INDEX_FORMATS, help="format of the clip index (parquet)")
+    group.add_argument(
+        "--max-source-frames", type=positive_int, help="decode at most this many frames of each video"
+    )
 
 
 def build_config(args: argparse.Namespace) -> CurationConfig:
@@ -97,7 +99,7 @@ def build_config(args: argparse.Namespace) -> CurationConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the ``curate`` subcommand; returns the exit status (2 for bad arguments)."""
+    """Run the ``curate`` subcommand; bad arguments and inputs raise the CLI's one-line error."""
     from imageconductor.curation.pipeline import DryRunReport, curate
 
     try:
@@ -113,18 +115,7 @@ def run(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
         )
     except (CurationConfigError, InputListError, BackendUnavailableError, CurationError, ValueError) as exc:
-        print(f"imageconductor curate: error: {exc}", file=sys.stderr)
-        return 2
+        raise CLIError(one_line(exc)) from exc
     if isinstance(result, DryRunReport):
         print(result.describe())
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="imageconductor-curate", description=__doc__.splitlines()[0])
-    configure_parser(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

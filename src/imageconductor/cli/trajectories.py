@@ -1,10 +1,8 @@
-"""``imageconductor trajectories ...``: check, convert and create trajectory files.
+"""``imageconductor trajectories``: check, convert and create trajectory files.
 
-    imageconductor trajectories check tracks.json --size 384x256
-    imageconductor trajectories convert tracks.json --out official.json --official --size 768x512
-    imageconductor trajectories preset pan_left+zoom_in --out camera.json --frames 16
-
-Registered by the main CLI through :func:`add_parser` and :func:`run`.
+imageconductor trajectories check tracks.json --size 384x256
+imageconductor trajectories convert tracks.json --out official.json --official --size 768x512
+imageconductor trajectories preset pan_left+zoom_in --out camera.json --frames 16
 """
 
 from __future__ import annotations
@@ -12,22 +10,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from imageconductor.cli.common import CLIError, frame_size, positive_int
+
 __all__ = ["add_parser", "run"]
 
-
-def _size(text: str) -> tuple[int, int]:
-    width, sep, height = text.lower().partition("x")
-    try:
-        size = (int(width), int(height))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 384x256, got {text!r}") from None
-    if not sep or min(size) < 1:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 384x256, got {text!r}")
-    return size
-
-
-def _grid(text: str) -> tuple[int, int]:
-    return _size(text)
+_SOURCE_SIZE_HELP = "WxH the points of an official list refer to (default 384x256, the released canvas)"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -42,21 +29,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     actions.required = True
 
     check = actions.add_parser("check", help="validate a file and summarise it")
-    check.add_argument("file", type=Path)
+    check.add_argument("file", type=Path, help="trajectory file to check")
+    check.add_argument("--size", type=frame_size, help=_SOURCE_SIZE_HELP)
     check.add_argument(
-        "--size", type=_size, help="WxH the points of an official list refer to (default 384x256)"
-    )
-    check.add_argument(
-        "--max-tracks", type=int, default=8, help="largest allowed number of tracks (default 8)"
+        "--max-tracks", type=positive_int, default=8, help="largest allowed number of tracks (default 8)"
     )
 
     convert = actions.add_parser("convert", help="rescale and/or rewrite a file in another format")
-    convert.add_argument("file", type=Path)
-    convert.add_argument("--out", type=Path, required=True)
-    convert.add_argument(
-        "--size", type=_size, help="WxH the points of an official list refer to (default 384x256)"
-    )
-    convert.add_argument("--to-size", type=_size, help="WxH to rescale the points to")
+    convert.add_argument("file", type=Path, help="trajectory file to read")
+    convert.add_argument("--out", type=Path, required=True, help="file to write")
+    convert.add_argument("--size", type=frame_size, help=_SOURCE_SIZE_HELP)
+    convert.add_argument("--to-size", type=frame_size, help="WxH to rescale the points to")
     convert.add_argument(
         "--official", action="store_true", help="write the official list (drops kinds/strengths)"
     )
@@ -65,19 +48,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "preset", help="write a camera preset (pan_left, zoom_in, pan_left+zoom_in, ...)"
     )
     preset.add_argument("name", help="preset, e.g. pan_left, zoom_out, 'pan_right:40+zoom_in:0.2'")
-    preset.add_argument("--out", type=Path, required=True)
-    preset.add_argument("--frames", type=int, default=16, help="points per track (default 16)")
-    preset.add_argument("--size", type=_size, default=(384, 256), help="WxH of the frame (default 384x256)")
+    preset.add_argument("--out", type=Path, required=True, help="file to write")
+    preset.add_argument("--frames", type=positive_int, default=16, help="points per track (default 16)")
+    preset.add_argument(
+        "--size", type=frame_size, default=(384, 256), help="WxH of the frame (default 384x256)"
+    )
     preset.add_argument(
         "--magnitude", type=float, help="pans: pixels; zooms: relative growth (default per preset)"
     )
-    preset.add_argument("--grid", type=_grid, default=(3, 3), help="CxR grid of points (default 3x3)")
+    preset.add_argument("--grid", type=frame_size, default=(3, 3), help="CxR grid of points (default 3x3)")
+    parser.set_defaults(handler=run)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     """Run one ``trajectories`` action; bad input raises the CLI's one-line error."""
-    from imageconductor.cli import CLIError
     from imageconductor.trajectories import (
         TrajectoryError,
         camera_trajectories,

@@ -1,8 +1,8 @@
 """How much does a model's motion ControlNet use the trajectory condition? Denoising loss per timestep.
 
-    python scripts/flow_condition_use.py MODEL [MODEL ...] [--clips 32] [--seed 10000]
+    python research/flow_condition_use.py MODEL [MODEL ...] [--clips 32] [--seed 10000]
 
-For held-out synthetic clips of the model's world (``imageconductor_model.json``), the v/ε-prediction
+For held-out synthetic clips of the model's world (its ``model_index.json``), the v/ε-prediction
 loss of the motion ControlNet without LoRA (stage "controlnet") at fixed timesteps, with the flow
 condition built from:
 
@@ -35,18 +35,17 @@ def condition_losses(model: Path, clips: int, seed: int, batch: int = 8) -> dict
     from torch.utils.data import default_collate
 
     from imageconductor.conditioning import image_condition
-    from imageconductor.pipelines import read_model_info
+    from imageconductor.pipelines import VideoSize, read_model_index, synthetic_world
     from imageconductor.training.base_model import load_components
     from imageconductor.training.conditions import curriculum_flow_condition, normalize_batch
     from imageconductor.training.config import CurriculumConfig, TrainingConfig
     from imageconductor.training.diffusion_task import DiffusionTrainingTask
     from imageconductor.training.synthetic_data import SyntheticClipDataset
 
-    info = read_model_info(model)
-    if not info:
-        raise SystemExit(f"error: {model} has no imageconductor_model.json (not a make_default model folder)")
-    frames, height, width = info["num_frames"], info["height"], info["width"]
-    world = {"texture_scale": info.get("texture_scale", 1.0), "motion_scale": info.get("motion_scale", 1.0)}
+    index = read_model_index(model)
+    size = VideoSize.native(index)
+    frames, height, width = size.num_frames, size.height, size.width
+    world = synthetic_world(index)
     config = TrainingConfig.from_dict(
         {
             "stage": "controlnet",

@@ -1,12 +1,12 @@
-"""``imageconductor evaluate ...``: motion-control suites, single videos, reports, FID and FVD.
+"""``imageconductor evaluate ...``: motion-control suites, single videos, reports, FID and FVD, and the
+synthetic-world benchmark of a model trained there.
 
     imageconductor evaluate suite --suite object --mode object --out eval/       # generate + score
     imageconductor evaluate video clip.mp4 --trajectories t.json --kind object  # score one video
     imageconductor evaluate report eval/*/run.json --out eval/summary           # compare runs
     imageconductor evaluate fid REAL FAKE --inception inception-2015-12-05.pt
     imageconductor evaluate fvd REAL FAKE --i3d i3d_torchscript.pt --num-frames 16
-
-Registered by the main CLI through :func:`add_parser` and :func:`run`.
+    imageconductor evaluate synthetic --seeds 10000:10016 --update-card          # the default model's card
 """
 
 from __future__ import annotations
@@ -17,25 +17,24 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["add_parser", "run", "seed_range"]
+from imageconductor.cli.common import (
+    CLIError,
+    add_sampling_options,
+    add_weight_options,
+    load_image,
+    load_pipeline,
+    mode_argument,
+    model_index,
+    one_line,
+    resolve_video_size,
+    sampling_settings,
+    seed_range,
+)
+
+__all__ = ["add_parser", "run"]
 
 VIDEO_SUFFIXES = (".mp4", ".gif", ".avi", ".mov", ".mkv", ".webm")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-
-
-def _cli_error(message: str) -> Exception:
-    from imageconductor.cli import CLIError
-
-    return CLIError(message)
-
-
-def seed_range(text: str) -> range:
-    """``START:STOP`` (or ``START`` for ten seeds) as a range; an argparse ``type``."""
-    start, sep, stop = text.partition(":")
-    try:
-        return range(int(start), int(stop)) if sep else range(int(start), int(start) + 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected START:STOP or START, got {text!r}") from None
 
 
 def _add_tracker_options(parser: argparse.ArgumentParser) -> None:
@@ -56,15 +55,6 @@ def _add_tracker_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_suite_parser(subparsers) -> None:
-    from imageconductor.cli import (
-        FLOW_SCALE_HELP,
-        add_frame_size_options,
-        add_motion_guidance_option,
-        add_weight_options,
-        parse_mode,
-        positive_int,
-    )
-
     parser = subparsers.add_parser(
         "suite",
         help="generate one video per trajectory set of a suite and score it",
@@ -77,7 +67,7 @@ def _add_suite_parser(subparsers) -> None:
         help="camera | object (built-in, 10 each) | a folder of trajectory JSON files | "
         "synthetic-object | synthetic-camera (held-out synthetic clips, see --seeds)",
     )
-    parser.add_argument("--mode", type=parse_mode, default=None, help="object, camera, none or a blend")
+    parser.add_argument("--mode", type=mode_argument, default=None, help="object, camera, none or a blend")
     parser.add_argument("--label", default=None, help="run name (default SUITE-MODE)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     source = parser.add_argument_group("first frames and prompts")
@@ -93,30 +83,69 @@ def _add_suite_parser(subparsers) -> None:
         "--texture-scale",
         type=float,
         default=None,
-        help="synthetic-* background smoothness (default: the model's imageconductor_model.json, else 1)",
+        help="synthetic-* background smoothness (default: the model's synthetic world, else 1)",
     )
     source.add_argument(
         "--motion-scale",
         type=float,
         default=None,
-        help="synthetic-* speed multiplier (default: the model's imageconductor_model.json, else 1)",
+        help="synthetic-* speed multiplier (default: the model's synthetic world, else 1)",
     )
+    add_sampling_options(parser, seed_help="sampling seed for every video (default 0)", seed_default=0)
     add_weight_options(parser)
-    sampling = parser.add_argument_group("sampling")
-    sampling.add_argument("--steps", type=positive_int, default=25, help="DDIM steps (default 25)")
-    sampling.add_argument("--guidance-scale", type=float, default=7.5, help="CFG scale (default 7.5)")
-    sampling.add_argument("--camera-free-guidance", type=float, default=None, help="λ_traj (paper Eq. 5)")
-    add_motion_guidance_option(sampling)
-    sampling.add_argument("--flow-scale", type=float, default=1.0, help=FLOW_SCALE_HELP)
-    sampling.add_argument("--seed", type=int, default=0, help="sampling seed for every video (default 0)")
-    add_frame_size_options(sampling)
-    sampling.add_argument("--device", default=None, help="torch device (default cuda if available)")
     parser.add_argument("--no-videos", action="store_true", help="do not keep the generated MP4s")
     parser.add_argument(
         "--no-resume", action="store_true", help="redo trajectories that already have results"
     )
     _add_tracker_options(parser)
     parser.set_defaults(evaluate_handler=_run_suite)
+
+
+def _add_synthetic_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "synthetic",
+        help="measure a model trained on the synthetic world (the model card's table)",
+        description="Held-out synthetic clips: ObjMC and CamMC against trajectory control off and a still "
+        "video, disentanglement, camera-free guidance and ablations, with reference rows (the clip, a still "
+        "first frame, the clip through the VAE). Prints the Markdown table; --update-card writes it into "
+        "the model card.",
+    )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="a model folder trained on the synthetic world (default: the embedded default model)",
+    )
+    parser.add_argument(
+        "--ablation",
+        type=_ablation,
+        action="append",
+        default=[],
+        metavar="NAME=DIR[@MODE]",
+        help="another model folder measured on the object clips (mode: object unless given; repeatable)",
+    )
+    parser.add_argument(
+        "--seeds", type=seed_range, default=range(10_000, 10_020), help="held-out seeds START:STOP"
+    )
+    parser.add_argument(
+        "--motion-scale",
+        type=float,
+        default=None,
+        help="speeds of the held-out clips (default: the model's own synthetic world)",
+    )
+    add_sampling_options(
+        parser, seed_help="sampling seed for every video (default 0)", seed_default=0, per_request=False
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("eval-default-model"), help="output folder (reused on a rerun)"
+    )
+    parser.add_argument("--table", type=Path, default=None, help="also write the Markdown table here")
+    parser.add_argument(
+        "--update-card",
+        action="store_true",
+        help="also write the table into the model card (README.md of --model)",
+    )
+    parser.set_defaults(evaluate_handler=_run_synthetic)
 
 
 def _add_video_parser(subparsers) -> None:
@@ -189,6 +218,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     _add_video_parser(commands)
     _add_report_parser(commands)
     _add_frechet_parsers(commands)
+    _add_synthetic_parser(commands)
+    parser.set_defaults(handler=run)
     return parser
 
 
@@ -202,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         return int(args.evaluate_handler(args) or 0)
     except (EvaluationError, SuiteError, FeatureNetworkError, FileNotFoundError, VideoDecodeError) as exc:
-        raise _cli_error(" ".join(str(exc).split())) from exc
+        raise CLIError(one_line(exc)) from exc
 
 
 # --------------------------------------------------------------------------------------------- handlers
@@ -214,7 +245,7 @@ def _tracker(args):
     try:
         return build_tracker(args.tracker, cotracker_checkpoint=args.cotracker_checkpoint)
     except Exception as exc:  # the curation backend raises its own error types
-        raise _cli_error(f"cannot build tracker {args.tracker!r}: {exc}") from exc
+        raise CLIError(f"cannot build tracker {args.tracker!r}: {exc}") from exc
 
 
 def _suite_and_cases(args):
@@ -223,7 +254,7 @@ def _suite_and_cases(args):
 
     if args.suite in ("synthetic-object", "synthetic-camera"):
         if args.image is not None:
-            raise _cli_error(
+            raise CLIError(
                 "--image cannot be used with synthetic-* suites (the clips bring their own frames)"
             )
         kind = args.suite.split("-", 1)[1]
@@ -238,49 +269,40 @@ def _suite_and_cases(args):
         )
     suite = load_suite(args.suite)
     if args.image is not None:
-        from imageconductor.cli import load_image
-
         if args.prompt is None:
-            raise _cli_error("--image needs --prompt")
+            raise CLIError("--image needs --prompt")
         return suite, cases_from_image(suite, load_image(args.image), args.prompt)
     if args.prompt is not None:
-        raise _cli_error("--prompt needs --image (synthetic frames bring their own captions)")
+        raise CLIError("--prompt needs --image (synthetic frames bring their own captions)")
     return suite, synthetic_cases(suite, args.seeds.start, args.width, args.height)
 
 
 def _run_suite(args) -> int:
-    from imageconductor.cli import fill_frame_size, load_pipeline
     from imageconductor.evaluation.runner import PipelineGenerator, run_suite
+    from imageconductor.guidance import format_mode
 
-    fill_frame_size(args)
-    if args.height % 8 or args.width % 8:
-        raise _cli_error(f"--height and --width must be multiples of 8, got {args.height} and {args.width}")
+    size = resolve_video_size(args)
+    from imageconductor.pipelines import synthetic_world
+
+    world = synthetic_world(model_index(args))
+    for name, value in world.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    args.num_frames, args.height, args.width = size.num_frames, size.height, size.width
     suite, cases = _suite_and_cases(args)
-    mode = args.mode if args.mode is not None else suite.kind
+    if args.mode is None:
+        args.mode = suite.kind
+    sampling = sampling_settings(args, size, args.seed)
     tracker = _tracker(args)
     pipe = load_pipeline(args)
     pipe.set_progress_bar_config(disable=True)
-    generate = PipelineGenerator(
-        pipe,
-        mode=mode,
-        num_frames=args.num_frames,
-        height=args.height,
-        width=args.width,
-        num_inference_steps=args.steps,
-        guidance_scale=args.guidance_scale,
-        camera_free_guidance=args.camera_free_guidance,
-        motion_guidance_scale=args.motion_guidance,
-        flow_conditioning_scale=args.flow_scale,
-        seed=args.seed,
-    )
-    mode_label = mode if isinstance(mode, str) else ",".join(f"{k}={v:g}" for k, v in mode.items())
     result = run_suite(
         suite,
-        generate,
+        PipelineGenerator(pipe, sampling),
         cases,
         args.out,
         label=args.label,
-        mode=mode_label,
+        mode=format_mode(sampling.mode),
         tracker=tracker,
         save_videos=not args.no_videos,
         resume=not args.no_resume,
@@ -288,6 +310,68 @@ def _run_suite(args) -> int:
         exclusion_radius=args.exclusion_radius,
     )
     print(json.dumps(result.summary(), indent=1))
+    return 0
+
+
+def _ablation(text: str):
+    """argparse type: ``NAME=DIR[@MODE]`` as an `Ablation`."""
+    from imageconductor.evaluation.synthetic_benchmark import Ablation
+
+    name, sep, target = text.partition("=")
+    folder, _, mode = target.partition("@")
+    if not sep or not name or not folder:
+        raise argparse.ArgumentTypeError(f"expected NAME=DIR or NAME=DIR@MODE, got {text!r}")
+    return Ablation(name, Path(folder), mode or "object")
+
+
+def card_command(args: argparse.Namespace) -> str:
+    """The command that measured the card's table, with this machine's folders left out: options left at
+    their defaults are omitted and ablation folders become ``DIR1``, ``DIR2``, ... (their modes kept)."""
+    commands = argparse.ArgumentParser().add_subparsers()
+    _add_synthetic_parser(commands)
+    defaults = commands.choices["synthetic"]
+    parts = ["imageconductor evaluate synthetic", f"--seeds {args.seeds.start}:{args.seeds.stop}"]
+    for name in ("motion_scale", "steps", "guidance_scale", "motion_guidance", "seed"):
+        value = getattr(args, name)
+        if value != defaults.get_default(name):
+            parts.append(f"--{name.replace('_', '-')} {value:g}")
+    for number, ablation in enumerate(args.ablation, start=1):
+        mode = "" if ablation.mode == "object" else f"@{ablation.mode}"
+        parts.append(f"--ablation {ablation.name}=DIR{number}{mode}")
+    parts.append("--update-card")
+    return " ".join(parts)
+
+
+def _run_synthetic(args) -> int:
+    from imageconductor.evaluation.synthetic_benchmark import run_synthetic_benchmark
+    from imageconductor.pipelines import SamplingSettings, default_model_path
+    from imageconductor.training.make_default import write_card_metrics
+
+    model = args.model or default_model_path()
+    if model is None or not (Path(model) / "model_index.json").is_file():
+        raise CLIError(f"{model} is not a saved model folder (no model_index.json)")
+    for ablation in args.ablation:
+        if not (ablation.folder / "model_index.json").is_file():
+            raise CLIError(f"ablation {ablation.name}: {ablation.folder} is not a saved model folder")
+    sampling = SamplingSettings(
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance_scale,
+        motion_guidance_scale=args.motion_guidance,
+        seed=args.seed,
+    )
+
+    def show(summary: dict) -> None:
+        print(json.dumps(summary, default=str), flush=True)
+
+    result = run_synthetic_benchmark(
+        model, args.seeds, sampling, args.out, args.ablation, args.motion_scale, on_row=show
+    )
+    table = result.table()
+    print(table)
+    if args.table:
+        args.table.write_text(table)
+    if args.update_card:
+        write_card_metrics(model, table, card_command(args))
     return 0
 
 
@@ -300,7 +384,7 @@ def _run_video(args) -> int:
     try:
         trajectories = load_trajectories(args.trajectories, target_size=(frames.shape[2], frames.shape[1]))
     except TrajectoryError as exc:
-        raise _cli_error(f"bad trajectory file {args.trajectories}: {exc}") from exc
+        raise CLIError(f"bad trajectory file {args.trajectories}: {exc}") from exc
     kind = args.kind or (trajectories.kind if trajectories.kind in ("object", "camera") else "object")
     result = evaluate_video(
         frames, trajectories, kind, args.video.stem, _tracker(args), args.grid_size, args.exclusion_radius
@@ -327,11 +411,11 @@ def _run_report(args) -> int:
     runs = []
     for path in args.runs:
         if not path.is_file():
-            raise _cli_error(f"run file not found: {path}")
+            raise CLIError(f"run file not found: {path}")
         try:
             runs.append(SuiteRunResult.load(path))
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise _cli_error(f"{path} is not a run.json written by `evaluate suite`: {exc}") from exc
+            raise CLIError(f"{path} is not a run.json written by `evaluate suite`: {exc}") from exc
     files = write_report(runs, args.out, title=args.title)
     print(f"wrote {files.markdown}", file=sys.stderr)
     return 0
@@ -339,10 +423,10 @@ def _run_report(args) -> int:
 
 def _media_files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
     if not folder.is_dir():
-        raise _cli_error(f"folder not found: {folder}")
+        raise CLIError(f"folder not found: {folder}")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in suffixes)
     if not files:
-        raise _cli_error(f"no {'/'.join(suffixes)} files in {folder}")
+        raise CLIError(f"no {'/'.join(suffixes)} files in {folder}")
     return files
 
 
@@ -367,7 +451,7 @@ def _clips_of(folder: Path, num_frames: int) -> Iterator:
     for path in _media_files(folder, VIDEO_SUFFIXES):
         frames, _ = read_video(path, max_frames=num_frames)
         if len(frames) < num_frames:
-            raise _cli_error(f"{path} has {len(frames)} frames; --num-frames is {num_frames}")
+            raise CLIError(f"{path} has {len(frames)} frames; --num-frames is {num_frames}")
         yield frames
 
 

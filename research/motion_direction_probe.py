@@ -1,6 +1,6 @@
 """Does a model move the camera the way the trajectories say? A quick probe on held-out camera clips.
 
-    python scripts/motion_direction_probe.py src/imageconductor/assets/default_model [OTHER_FOLDER ...]
+    python research/motion_direction_probe.py src/imageconductor/assets/default_model [OTHER_FOLDER ...]
 
 For each held-out synthetic camera clip, the model generates the video from the clip's first frame,
 caption and camera trajectories four ways: the trajectories' flow condition as it is, negated, all
@@ -73,18 +73,15 @@ def direction_summary(shifts: np.ndarray, reference: np.ndarray) -> dict[str, fl
 
 
 def add_clip_arguments(parser: argparse.ArgumentParser) -> None:
-    """The probes' shared options: model folders, held-out seeds, adapter mode, clip size and world
-    (read back by `clip_settings`)."""
-    from imageconductor.evaluation.cli import seed_range
+    """The probes' shared options: model folders, held-out seeds, adapter mode and world (read back by
+    `clip_settings`)."""
+    from imageconductor.cli.common import seed_range
 
     parser.add_argument("folders", nargs="+", type=Path, help="model folders (save_pretrained)")
     parser.add_argument(
         "--seeds", type=seed_range, default=range(10_000, 10_016), help="held-out clip seeds START:STOP"
     )
     parser.add_argument("--mode", default="camera", help="adapter mode (none for a folder without LoRA)")
-    parser.add_argument(
-        "--size", default="8x64x96", help="FRAMESxHEIGHTxWIDTH when a folder has no model info"
-    )
     parser.add_argument("--motion-scale", type=float, default=None, help="clip speeds (default: the model's)")
     parser.add_argument(
         "--texture-scale", type=float, default=None, help="background smoothness (default: the model's)"
@@ -92,33 +89,27 @@ def add_clip_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def clip_settings(folder: Path, args: argparse.Namespace) -> tuple[int, int, int, dict[str, float]]:
-    """``(frames, height, width, world)`` of the held-out clips for a model folder: its
-    ``imageconductor_model.json`` where present, else ``args.size``; ``args.texture_scale`` /
-    ``args.motion_scale`` override the world's."""
-    from imageconductor.pipelines import read_model_info
+    """``(frames, height, width, world)`` of the held-out clips for a model folder: the native size and
+    synthetic world its ``model_index.json`` states; ``args.texture_scale`` / ``args.motion_scale``
+    override the world's."""
+    from imageconductor.pipelines import VideoSize, read_model_index, synthetic_world
 
-    info = read_model_info(folder) or {}
-    frames, height, width = (int(v) for v in args.size.split("x"))
-    frames, height, width = (
-        info.get("num_frames", frames),
-        info.get("height", height),
-        info.get("width", width),
-    )
-    world = {}
-    for name in ("texture_scale", "motion_scale"):
+    index = read_model_index(folder)
+    size = VideoSize.native(index)
+    world = synthetic_world(index)
+    for name in world:
         override = getattr(args, name)
-        world[name] = override if override is not None else info.get(name, 1.0)
-    return frames, height, width, world
+        world[name] = override if override is not None else world[name]
+    return size.num_frames, size.height, size.width, world
 
 
 def dense_condition(seed: int, flow_encoding, frames: int, height: int, width: int, world: dict):
     """The flow condition ``(1, 2, F, H, W)`` of all 16×16 grid tracks of held-out camera clip ``seed``."""
     from imageconductor.synthetic import random_clip_spec, render_clip
-    from imageconductor.training.synthetic_data import grid_points
-    from imageconductor.trajectories import flow_condition_from_dense
+    from imageconductor.trajectories import flow_condition_from_dense, grid_points
 
     spec = random_clip_spec(seed, kind="camera", num_frames=frames, width=width, height=height, **world)
-    positions, visible = render_clip(spec).track_points(grid_points(16, height, width), frame=0)
+    positions, visible = render_clip(spec).track_points(grid_points(width, height, 16), frame=0)
     return flow_condition_from_dense(positions, height, width, visible, **flow_encoding.as_kwargs())
 
 
@@ -163,13 +154,15 @@ def summary_cells(summary: dict[str, float]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from imageconductor.cli import add_motion_guidance_option
+    from imageconductor.cli.common import non_negative_float
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_clip_arguments(parser)
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--guidance-scale", type=float, default=1.0)
-    add_motion_guidance_option(parser)
+    parser.add_argument(
+        "--motion-guidance", type=non_negative_float, default=1.0, help="motion guidance scale"
+    )
     parser.add_argument(
         "--tracks",
         choices=("trajectories", "dense"),

@@ -1,7 +1,7 @@
 """Reconstruction error of model folders' VAEs on held-out synthetic frames (first and last frame of
 each clip; decoded from the posterior mean), in 0..255 pixel units.
 
-    python scripts/vae_reconstruction.py src/imageconductor/assets/default_model [OTHER_FOLDER ...]
+    python research/vae_reconstruction.py src/imageconductor/assets/default_model [OTHER_FOLDER ...]
 
 Prints, per folder, the mean absolute error, the same on sprite pixels and on background pixels alone
 (a VAE that keeps the scene but drops the small sprites shows it here), and the colour error (the mean
@@ -9,7 +9,7 @@ absolute difference of each frame's average colour: how far the hue and brightne
 drift).
 
 With ``--motion-floor`` it also scores the held-out evaluation clips (``--seeds``, as
-`scripts/evaluate_default_model.py`) encoded and decoded by each VAE, tracked as a generated video would
+``imageconductor evaluate synthetic``) encoded and decoded by each VAE, tracked as a generated video would
 be: the ObjMC / CamMC below which no model drawing through that VAE can go. It is the same as that
 script's "through the VAE" rows, but needs only a VAE (e.g. the ``final`` folder of a ``vae`` stage), so a
 VAE can be judged before the stages that follow it are trained. Give the world of the model's clips
@@ -46,10 +46,10 @@ def held_out_frames(
 def motion_floor(vae, seeds: range, num_frames: int, height: int, width: int, world: dict, out_dir: Path):
     """``{"object": ObjMC, "camera": CamMC}`` px of the held-out clips ``seeds`` through ``vae``."""
     import torch
-    from evaluate_default_model import VaeRoundTrip
 
     from imageconductor.evaluation.cases import synthetic_clip_suite
     from imageconductor.evaluation.runner import run_suite
+    from imageconductor.evaluation.synthetic_benchmark import VaeRoundTrip
 
     errors = {}
     for kind in ("object", "camera"):
@@ -61,7 +61,7 @@ def motion_floor(vae, seeds: range, num_frames: int, height: int, width: int, wo
 
 
 def main(argv: list[str] | None = None) -> int:
-    from imageconductor.evaluation.cli import seed_range
+    from imageconductor.cli.common import seed_range
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", type=Path, help="pipeline folders (with a vae/ sub-folder)")

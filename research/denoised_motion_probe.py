@@ -1,6 +1,6 @@
 """At which noise level does a model lose the camera's motion? One denoising step on noised held-out clips.
 
-    python scripts/denoised_motion_probe.py MODEL [MODEL ...] [--mode none] [--timesteps 200,400,600,800,950]
+    python research/denoised_motion_probe.py MODEL [MODEL ...] [--mode none] [--timesteps 200,400,600,800,950]
 
 Each held-out synthetic camera clip (the model's world, as in `motion_direction_probe.py`) is encoded by the
 model's VAE, noised to timestep t, and denoised in one step: the model's estimate of the clean clip

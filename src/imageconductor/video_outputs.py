@@ -1,0 +1,50 @@
+"""The files a generation writes: the video, optionally its GIF, and the side-by-side preview with the
+trajectories drawn over the generated frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from imageconductor.overlay import draw_trajectories, side_by_side
+from imageconductor.trajectories import TrajectorySet, resample_track
+from imageconductor.video_io import write_gif, write_mp4
+
+__all__ = ["output_paths", "write_generation_outputs"]
+
+
+def output_paths(out: Path) -> dict[str, Path]:
+    """Files written for the MP4 path ``out``: the MP4, its GIF and the side-by-side MP4 / GIF."""
+    base = out.with_suffix("")
+    return {
+        "mp4": out,
+        "gif": base.with_suffix(".gif"),
+        "side_by_side": base.parent / f"{base.name}.side_by_side.mp4",
+        "side_by_side_gif": base.parent / f"{base.name}.side_by_side.gif",
+    }
+
+
+def write_generation_outputs(
+    frames: np.ndarray,
+    trajectories: TrajectorySet,
+    out: Path,
+    *,
+    fps: float = 8.0,
+    gif: bool = False,
+    with_side_by_side: bool = True,
+) -> dict[str, Path]:
+    """Write ``frames`` (``(F, H, W, 3)`` uint8) as ``out`` (MP4), optionally a GIF, and the side-by-side
+    video (generated | generated with ``trajectories`` drawn, tracks resampled to the frame count).
+    Returns the written files by the names of `output_paths`."""
+    paths = output_paths(out)
+    written = {"mp4": write_mp4(frames, paths["mp4"], fps=fps)}
+    if gif:
+        written["gif"] = write_gif(frames, paths["gif"], fps=fps)
+    if with_side_by_side:
+        tracks = [np.asarray(resample_track(track, len(frames))) for track in trajectories.tracks]
+        panel = side_by_side(frames, draw_trajectories(frames, tracks))
+        written["side_by_side"] = write_mp4(panel, paths["side_by_side"], fps=fps)
+        if gif:
+            written["side_by_side_gif"] = write_gif(panel, paths["side_by_side_gif"], fps=fps)
+    return written
