@@ -12,7 +12,7 @@ from imageconductor.cli import main
 from imageconductor.trajectories import load_trajectories
 
 
-def test_check_summarises_a_valid_file(main, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_check_summarises_a_valid_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     path = tmp_path / "t.json"
     path.write_text(json.dumps([[[10, 20], [30, 40]], [[5, 5]]]))
     assert main(["trajectories", "check", str(path)]) == 0
@@ -22,7 +22,7 @@ def test_check_summarises_a_valid_file(main, tmp_path: Path, capsys: pytest.Capt
     )
 
 
-def test_check_reports_bad_points_in_one_line(main, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_check_reports_bad_points_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     path = tmp_path / "t.json"
     path.write_text(json.dumps([[[10, 20]], [[30, "x"]]]))
     assert main(["trajectories", "check", str(path)]) == 2
@@ -30,7 +30,7 @@ def test_check_reports_bad_points_in_one_line(main, tmp_path: Path, capsys: pyte
     assert err.startswith("imageconductor: error: track 1, point 0: y is a string") and "Traceback" not in err
 
 
-def test_convert_rescales_and_writes_official(main, tmp_path: Path) -> None:
+def test_convert_rescales_and_writes_official(tmp_path: Path) -> None:
     source, target = tmp_path / "t.json", tmp_path / "o.json"
     source.write_text(json.dumps({"image_size": [384, 256], "tracks": [{"points": [[96, 64], [192, 128]]}]}))
     assert (
@@ -42,7 +42,7 @@ def test_convert_rescales_and_writes_official(main, tmp_path: Path) -> None:
     assert json.loads(target.read_text()) == [[[24.0, 16.0], [48.0, 32.0]]]
 
 
-def test_preset_writes_a_camera_file(main, tmp_path: Path) -> None:
+def test_preset_writes_a_camera_file(tmp_path: Path) -> None:
     target = tmp_path / "p.json"
     assert (
         main(

@@ -64,8 +64,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     """Load the weights, sample, write the MP4 (+ GIF) and the side-by-side video."""
-    import torch
-
     from imageconductor.pipelines import output_to_uint8
     from imageconductor.video_outputs import write_generation_outputs
 
@@ -82,15 +80,14 @@ def run(args: argparse.Namespace) -> int:
     pipe = load_pipeline(args)
     print(f"generating with seed {seed} ...", file=sys.stderr)
     try:
-        with torch.no_grad():
-            result = pipe(
-                prompt=args.prompt,
-                negative_prompt=args.negative_prompt,
-                image=image,
-                trajectories=trajectory_set,
-                output_type="pt",
-                **settings.pipeline_kwargs(),
-            )
+        result = pipe(
+            prompt=args.prompt,
+            negative_prompt=args.negative_prompt,
+            image=image,
+            trajectories=trajectory_set,
+            output_type="pt",
+            **settings.pipeline_kwargs(),
+        )
     except ValueError as exc:
         raise CLIError(one_line(exc)) from exc
     frames = output_to_uint8(result.frames)

@@ -82,8 +82,8 @@ DEFAULT_PLAN: dict[str, Any] = {
         },
         # The base UNet learns along with the motion ControlNet on dense tracks (a fifth of the clips with
         # the ControlNet off): a UNet trained alone never learned to use a motion direction, so the later
-        # stages could not either (docs/default_model.md, seventh session). Cosine decay: at a constant rate
-        # the loss was still falling at 1400 steps.
+        # stages could not either (docs/experiments/2026-12-02-base-trains-motion-controlnet.md). Cosine
+        # decay: at a constant rate the loss was still falling at 1400 steps.
         "base": {
             "max_steps": 4800,
             "optim": {"lr_scheduler": "cosine"},
