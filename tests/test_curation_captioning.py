@@ -51,6 +51,53 @@ def tiny_blip(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def tiny_blip2(tmp_path_factory) -> Path:
+    """A BLIP-2 captioner (the paper's architecture: vision encoder, Q-Former, OPT) with 16-wide layers."""
+    from transformers import BertTokenizerFast, Blip2Config, Blip2ForConditionalGeneration, Blip2Processor
+    from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
+
+    folder = tmp_path_factory.mktemp("tiny-blip2")
+    words = [*WORDS[:5], "<image>", *WORDS[6:]]
+    tokenizer = BertTokenizerFast(
+        vocab={word: i for i, word in enumerate(words)}, bos_token="[CLS]", eos_token="[SEP]"
+    )
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    layers = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2}
+    opt = {"model_type": "opt", "vocab_size": len(words), "hidden_size": 16, "ffn_dim": 32}
+    opt.update(num_hidden_layers=1, num_attention_heads=2, word_embed_proj_dim=16, max_position_embeddings=64)
+    config = Blip2Config(
+        vision_config={**layers, "image_size": 32, "patch_size": 16},
+        qformer_config={**layers, "encoder_hidden_size": 16, "vocab_size": 20},
+        text_config={**opt, "bos_token_id": 2, "eos_token_id": 3, "pad_token_id": 0},
+        num_query_tokens=4,
+        image_token_index=words.index("<image>"),
+    )
+    torch.manual_seed(0)
+    Blip2ForConditionalGeneration(config).eval().save_pretrained(folder)
+    image_processor = BlipImageProcessorPil(size={"height": 32, "width": 32})
+    Blip2Processor(image_processor=image_processor, tokenizer=tokenizer, num_query_tokens=4).save_pretrained(
+        folder
+    )
+    return folder
+
+
+def test_captioner_runs_the_papers_blip2_architecture(tiny_blip2: Path) -> None:
+    from PIL import Image
+    from transformers import Blip2ForConditionalGeneration, Blip2Processor
+
+    frame = np.random.default_rng(1).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    caption = ImageCaptioner(str(tiny_blip2), max_new_tokens=6)(frame)
+    processor = Blip2Processor.from_pretrained(tiny_blip2)
+    model = Blip2ForConditionalGeneration.from_pretrained(tiny_blip2).eval()
+    with torch.inference_mode():
+        ids = model.generate(
+            **processor(images=Image.fromarray(frame), return_tensors="pt"), max_new_tokens=6
+        )
+    assert caption and caption == processor.batch_decode(ids, skip_special_tokens=True)[0].strip()
+    assert 1 <= len(caption.split()) <= 6
+
+
 def _reference_caption(folder: Path, frame: np.ndarray) -> str:
     """What the saved model generates greedily for ``frame``, computed without the stage's code."""
     from PIL import Image
