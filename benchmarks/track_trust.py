@@ -17,9 +17,8 @@ import time
 import numpy as np
 
 from imageconductor.curation.config import CurationConfig
-from imageconductor.curation.motion import make_flow_backend
-from imageconductor.curation.track_trust import trusted_visibility
-from imageconductor.curation.tracking import grid_points, make_tracker
+from imageconductor.curation.stages import tracker_for, trust_visibility
+from imageconductor.curation.tracking import grid_points
 from imageconductor.synthetic.perturb import PERTURBATIONS, perturbed_clip, track_error_shares
 from imageconductor.video_io import decode_mp4_bytes, encode_mp4_bytes
 
@@ -37,14 +36,7 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=0)
     args = parser.parse_args()
     config = CurationConfig()
-    tracker = make_tracker(
-        config.tracker,
-        window=config.lk_window,
-        levels=config.lk_levels,
-        fb_threshold=config.fb_threshold,
-        max_patch_error=config.lk_max_error,
-    )
-    flow = make_flow_backend(config.motion_backend, config.raft_weights, config.dis_preset)
+    tracker = tracker_for(config)
     print(
         f"track trust {config.track_trust!r}: fb {config.trust_fb_px} px, flow {config.trust_flow_px} px + "
         f"{config.trust_flow_rel:g}|flow|; {args.seeds} clips per row, {config.grid_size}x{config.grid_size} grid"
@@ -63,18 +55,7 @@ def main() -> None:
             points = grid_points(config.width, config.height, config.grid_size)
             truth, true_visible = case.track_points(points)
             tracks, visible = tracker(frames, points)
-            trusted = trusted_visibility(
-                frames,
-                tracks,
-                visible,
-                mode=config.track_trust,
-                fb_px=config.trust_fb_px,
-                flow_px=config.trust_flow_px,
-                flow_rel=config.trust_flow_rel,
-                flow_backend=flow,
-                window=config.lk_window,
-                levels=config.lk_levels,
-            )
+            trusted = trust_visibility(frames, tracks, visible, config)
             before.append((tracks, visible, truth, true_visible))
             after.append((tracks, trusted, truth, true_visible))
         for label, results in (("none", before), (config.track_trust, after)):

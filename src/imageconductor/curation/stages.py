@@ -21,7 +21,7 @@ import numpy as np
 
 from imageconductor.curation.captioning import cached_captioner, clip_caption
 from imageconductor.curation.clip import center_crop, choose_window
-from imageconductor.curation.clip_kind import classify_clip_kind
+from imageconductor.curation.clip_kind import ClipKindResult, classify_clip_kind
 from imageconductor.curation.config import CurationConfig
 from imageconductor.curation.cuts import cut_frames, detect_scenes, longest_scene
 from imageconductor.curation.decode import decode_video
@@ -101,6 +101,52 @@ def _tracker(
     )
 
 
+def tracker_for(config: CurationConfig):
+    """The point tracker ``config`` names (one per process and setting)."""
+    return _tracker(
+        config.tracker,
+        config.lk_window,
+        config.lk_levels,
+        config.fb_threshold,
+        config.lk_max_error,
+        config.cotracker_checkpoint,
+    )
+
+
+def trust_visibility(
+    frames: np.ndarray, tracks: np.ndarray, visibility: np.ndarray, config: CurationConfig
+) -> np.ndarray:
+    """The tracker's visibility after the trust checks ``config.track_trust`` names (see ``track_trust.py``)."""
+    needs_flow = config.track_trust in ("flow", "fb+flow")
+    backend = (
+        _flow_backend(config.motion_backend, config.raft_weights, config.dis_preset) if needs_flow else None
+    )
+    return trusted_visibility(
+        frames,
+        tracks,
+        visibility,
+        mode=config.track_trust,
+        fb_px=config.trust_fb_px,
+        flow_px=config.trust_flow_px,
+        flow_rel=config.trust_flow_rel,
+        flow_backend=backend,
+        window=config.lk_window,
+        levels=config.lk_levels,
+    )
+
+
+def clip_kind_for(tracks: np.ndarray, visibility: np.ndarray, config: CurationConfig) -> ClipKindResult:
+    """The clip's ``camera`` / ``object`` label with the thresholds of ``config``."""
+    return classify_clip_kind(
+        tracks,
+        visibility,
+        residual_px=config.kind_residual_px,
+        min_outlier_frames=config.kind_min_outlier_frames,
+        min_moving_points=config.kind_min_moving_points,
+        min_moving_share=config.kind_min_moving_share,
+    )
+
+
 def analyse_input(item: InputItem, config: CurationConfig) -> Pass1Result:
     """Pass 1 for one input. Never raises for a bad input: the record says ``dropped`` and why."""
     cv2.setNumThreads(1)  # one core per task: deterministic, and parallelism comes from the engine
@@ -163,51 +209,20 @@ def analyse_input(item: InputItem, config: CurationConfig) -> Pass1Result:
 
 
 def annotate_clip(key: str, clip: bytes, config: CurationConfig) -> Pass2Result:
-    """Pass 2 for one kept clip: grid tracking on the decoded MP4 (the exact frames training will see)."""
+    """Pass 2 for one kept clip: grid tracking on the decoded MP4 (the frames training sees), trust, kind."""
     cv2.setNumThreads(1)
     timer = _Timer()
     try:
         with timer("decode_clip"):
             frames = decode_mp4_bytes(clip)
         with timer("tracking"):
-            tracker = _tracker(
-                config.tracker,
-                config.lk_window,
-                config.lk_levels,
-                config.fb_threshold,
-                config.lk_max_error,
-                config.cotracker_checkpoint,
-            )
             points = grid_points(frames.shape[2], frames.shape[1], config.grid_size)
-            tracks, visibility = tracker(frames, points)
+            tracks, visibility = tracker_for(config)(frames, points)
         info: dict[str, Any] = {"visible_before_trust": round(float(np.mean(visibility)), 6)}
         with timer("track_trust"):
-            needs_flow = config.track_trust in ("flow", "fb+flow")
-            visibility = trusted_visibility(
-                frames,
-                tracks,
-                visibility,
-                mode=config.track_trust,
-                fb_px=config.trust_fb_px,
-                flow_px=config.trust_flow_px,
-                flow_rel=config.trust_flow_rel,
-                flow_backend=(
-                    _flow_backend(config.motion_backend, config.raft_weights, config.dis_preset)
-                    if needs_flow
-                    else None
-                ),
-                window=config.lk_window,
-                levels=config.lk_levels,
-            )
+            visibility = trust_visibility(frames, tracks, visibility, config)
         with timer("clip_kind"):
-            kind = classify_clip_kind(
-                tracks,
-                visibility,
-                residual_px=config.kind_residual_px,
-                min_outlier_frames=config.kind_min_outlier_frames,
-                min_moving_points=config.kind_min_moving_points,
-                min_moving_share=config.kind_min_moving_share,
-            )
+            kind = clip_kind_for(tracks, visibility, config)
         info.update(
             kind=kind.kind, kind_moving_points=kind.moving_points, kind_tracked_points=kind.tracked_points
         )
