@@ -10,8 +10,8 @@ import pytest
 
 from imageconductor.cli import main
 from imageconductor.pipelines import write_model_settings
-from imageconductor.video_outputs import output_paths
 from imageconductor.video_io import probe, read_video
+from imageconductor.video_outputs import output_paths
 
 
 @pytest.fixture(scope="module")

@@ -90,6 +90,11 @@ def test_shard_contents_match_the_metadata_and_the_index(corpus, clean_run):
             row["motion_score"] == meta["motion_score"]
             and row["caption"] == meta["caption"] == sample.caption
         )
+        # pass 2 labels the clip from its tracks; captions here come from sidecars (no model named)
+        assert meta["kind"] in ("camera", "object") and row["kind"] == meta["kind"]
+        assert meta["kind_tracked_points"] >= meta["kind_moving_points"] >= 0
+        assert meta["caption_source"] == ("sidecar" if meta["caption"] else "none")
+        assert meta["track_trust"] == cfg.track_trust
     # webdataset itself reads the shards
     keys = [s["__key__"] for s in wds.WebDataset([str(p) for p in result.shards], shardshuffle=False)]
     assert keys == [s.key for s in samples]

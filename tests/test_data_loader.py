@@ -98,7 +98,7 @@ def _clip_bytes(dataset, index):
     return read_part(dataset.locations[index], "mp4")
 
 
-def test_sparse_mode_picks_one_to_eight_moving_tracks(shard_dir):
+def test_sparse_tracks_pick_one_to_eight_moving_tracks(shard_dir):
     dataset = _dataset(shard_dir, tracks="sparse")
     counts = []
     for epoch in range(12):
@@ -159,8 +159,8 @@ def test_stream_splits_between_ranks_without_overlap(shard_dir):
 
 
 def test_loader_errors(shard_dir, tmp_path):
-    with pytest.raises(ValueError, match="mode"):
-        ClipDatasetConfig(mode="medium")
+    with pytest.raises(ValueError, match="tracks"):
+        ClipDatasetConfig(tracks="medium")
     # the flow encoding is checked when the config is made, not at the first item
     with pytest.raises(ValueError, match="normalization"):
         ClipDatasetConfig(kernel_normalization="max")

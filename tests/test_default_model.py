@@ -11,8 +11,8 @@ from PIL import Image
 
 from imageconductor.cli import main
 from imageconductor.pipelines import ImageConductorPipeline, default_model_path
-from imageconductor.video_outputs import output_paths
 from imageconductor.video_io import read_video
+from imageconductor.video_outputs import output_paths
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "src" / "imageconductor" / "assets" / "examples"
 

@@ -16,6 +16,10 @@ from imageconductor.curation.errors import CurationConfigError
 MOTION_BACKENDS = ("dis", "raft")
 DIS_PRESETS = ("ultrafast", "fast", "medium")
 TRACKERS = ("lk", "cotracker")
+TRACK_TRUST_CHECKS = ("none", "fb", "flow", "fb+flow")
+"""``none``: the tracker's own visibility; ``fb`` / ``flow``: one trust check; ``fb+flow``: both."""
+DEFAULT_CAPTION_MODEL = "Salesforce/blip2-opt-2.7b"
+"""The captioner the paper used (BLIP-2); ``caption_model`` names it or any other image-to-text model."""
 INDEX_FORMATS = ("parquet", "jsonl")
 X264_PRESETS = (
     "ultrafast",
@@ -68,6 +72,20 @@ class CurationConfig:
     lk_levels: int = 3
     fb_threshold: float = 1.0
     lk_max_error: float = 12.0
+    # track trust (curation/track_trust.py): a point is visible only while its steps pass the checks
+    track_trust: str = "fb+flow"  # "none" keeps the tracker's visibility
+    trust_fb_px: float = 1.0  # largest round-trip miss (track back one frame) in pixels
+    trust_flow_px: float = 2.0  # largest step-vs-dense-flow difference in pixels ...
+    trust_flow_rel: float = 0.25  # ... plus this share of the flow's length
+    # clip kind (curation/clip_kind.py): "camera" when one homography explains every point, else "object"
+    kind_residual_px: float = 2.0
+    kind_min_outlier_frames: int = 3
+    kind_min_moving_points: int = 3
+    kind_min_moving_share: float = 0.01
+    # captions (curation/captioning.py): off unless a model id or folder is named; sidecar captions win
+    caption_model: str | None = None
+    caption_max_tokens: int = 30
+    caption_device: str = "cpu"
     # output
     output_fps: int = 8
     crf: int = 15
@@ -119,6 +137,23 @@ class CurationConfig:
         need(self.lk_levels >= 0, f"lk_levels must be >= 0, got {self.lk_levels}")
         need(self.lk_max_error > 0, f"lk_max_error must be > 0, got {self.lk_max_error}")
         need(self.fb_threshold > 0, f"fb_threshold must be > 0, got {self.fb_threshold}")
+        need(
+            self.track_trust in TRACK_TRUST_CHECKS,
+            f"track_trust must be one of {TRACK_TRUST_CHECKS}, got {self.track_trust!r}",
+        )
+        for name in ("trust_fb_px", "trust_flow_px", "kind_residual_px"):
+            need(getattr(self, name) > 0, f"{name} must be > 0, got {getattr(self, name)}")
+        need(self.trust_flow_rel >= 0, f"trust_flow_rel must be >= 0, got {self.trust_flow_rel}")
+        need(
+            self.kind_min_outlier_frames >= 1 and self.kind_min_moving_points >= 1,
+            "kind_min_outlier_frames and kind_min_moving_points must be >= 1, got "
+            f"{self.kind_min_outlier_frames} and {self.kind_min_moving_points}",
+        )
+        need(
+            0.0 <= self.kind_min_moving_share <= 1.0,
+            f"kind_min_moving_share must be in [0, 1], got {self.kind_min_moving_share}",
+        )
+        need(self.caption_max_tokens >= 1, f"caption_max_tokens must be >= 1, got {self.caption_max_tokens}")
         need(self.scene_threshold > 0, f"scene_threshold must be > 0, got {self.scene_threshold}")
         need(self.min_scene_len >= 1, f"min_scene_len must be >= 1, got {self.min_scene_len}")
         need(self.output_fps >= 1, f"output_fps must be >= 1, got {self.output_fps}")

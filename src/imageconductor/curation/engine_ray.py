@@ -41,6 +41,7 @@ def _pass2_row(row: dict[str, Any], config_json: str) -> dict[str, Any]:
         "visibility": b"" if failed else array_to_npy(result.visibility),
         "error": result.error or "",
         "timings_json": json.dumps(result.timings),
+        "info_json": json.dumps(result.info),
     }
 
 
@@ -111,7 +112,7 @@ class RayEngine:
             else:
                 tracks = npy_to_array(bytes(row["tracks"]))
                 visibility = npy_to_array(bytes(row["visibility"]))
-                yield Pass2Result(row["key"], tracks, visibility, None, timings)
+                yield Pass2Result(row["key"], tracks, visibility, None, timings, json.loads(row["info_json"]))
 
     def close(self) -> None:
         if self._started_here and self._ray.is_initialized():

@@ -20,6 +20,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from imageconductor.curation.captioning import check_caption_model
 from imageconductor.curation.config import CurationConfig
 from imageconductor.curation.engine_local import LocalEngine
 from imageconductor.curation.engine_ray import RayEngine
@@ -85,6 +86,8 @@ def check_backends(config: CurationConfig) -> None:
         make_flow_backend(config.motion_backend, config.raft_weights)
     if config.tracker != "lk":
         make_tracker(config.tracker, cotracker_checkpoint=config.cotracker_checkpoint)
+    if config.caption_model:
+        check_caption_model(config.caption_model)
 
 
 def make_engine(engine: str, workers: int = 1, ray_address: str | None = None):
@@ -203,7 +206,7 @@ def _run_pass2(runner, items, kept_keys, config, work, progress) -> None:
     bar.close()
 
 
-def _sample_metadata(record: dict[str, Any], config: CurationConfig) -> dict[str, Any]:
+def _sample_metadata(record: dict[str, Any], info: dict[str, Any], config: CurationConfig) -> dict[str, Any]:
     keys = (
         "input_id",
         "source",
@@ -221,6 +224,10 @@ def _sample_metadata(record: dict[str, Any], config: CurationConfig) -> dict[str
         "resized_size",
     )
     metadata = {name: record[name] for name in keys}
+    metadata["caption_source"] = record.get("caption_source", "sidecar" if record["caption"] else "none")
+    metadata.update(
+        {name: info[name] for name in ("kind", "kind_moving_points", "kind_tracked_points") if name in info}
+    )
     metadata.update(
         num_frames=config.num_frames,
         width=config.width,
@@ -228,6 +235,7 @@ def _sample_metadata(record: dict[str, Any], config: CurationConfig) -> dict[str
         fps=config.output_fps,
         grid_size=config.grid_size,
         tracker=config.tracker,
+        track_trust=config.track_trust,
         motion_backend=config.motion_backend,
         config_fingerprint=config.fingerprint(),
     )
@@ -272,7 +280,7 @@ def _assemble(items, kept_keys, threshold, config, work, out_dir, progress) -> C
         samples = []
         for position, (item, record) in enumerate(chunk):
             tracks, visibility, _, _ = work.load_pass2(item.key)
-            metadata = _sample_metadata(record, config)
+            metadata = _sample_metadata(record, work.load_pass2_info(item.key), config)
             samples.append(Sample(item.key, work.load_clip(item.key), tracks, visibility, metadata))
             index_rows.append(
                 {
@@ -282,6 +290,7 @@ def _assemble(items, kept_keys, threshold, config, work, out_dir, progress) -> C
                     "input_id": item.input_id,
                     "source": item.path,
                     "caption": metadata["caption"],
+                    "kind": metadata.get("kind"),
                     "motion_score": record["motion_score"],
                     "stride": record["stride"],
                     "window_start": record["window_start"],

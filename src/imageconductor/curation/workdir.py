@@ -87,6 +87,7 @@ class WorkDir:
             tracks=result.tracks,
             visibility=result.visibility,
             timings=np.array(json.dumps(result.timings)),
+            info=np.array(json.dumps(result.info, sort_keys=True)),
         )
         atomic_write_bytes(self.pass2_dir / f"{result.key}.npz", buffer.getvalue())
 
@@ -100,3 +101,11 @@ class WorkDir:
             return None, None, payload["error"], payload.get("timings", {})
         with np.load(self.pass2_dir / f"{key}.npz", allow_pickle=False) as data:
             return data["tracks"], data["visibility"], None, json.loads(str(data["timings"]))
+
+    def load_pass2_info(self, key: str) -> dict[str, Any]:
+        """The ``info`` of a finished pass-2 entry (clip kind and trust figures; empty after an error)."""
+        path = self.pass2_dir / f"{key}.npz"
+        if not path.is_file():
+            return {}
+        with np.load(path, allow_pickle=False) as data:
+            return json.loads(str(data["info"])) if "info" in data.files else {}

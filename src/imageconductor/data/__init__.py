@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from imageconductor.data.dataset import (
+    CURATED_KINDS,
     ClipDatasetConfig,
     TrajectoryClipDataset,
     TrajectoryClipStream,
     collate_clips,
+    select_kinds,
 )
 from imageconductor.data.shard_reader import (
     SampleLocation,
@@ -15,10 +17,12 @@ from imageconductor.data.shard_reader import (
     index_shard,
     iter_samples,
     load_sample,
+    read_metadata,
     resolve_shards,
 )
 
 __all__ = [
+    "CURATED_KINDS",
     "ClipDatasetConfig",
     "SampleLocation",
     "ShardFormatError",
@@ -29,5 +33,7 @@ __all__ = [
     "index_shard",
     "iter_samples",
     "load_sample",
+    "read_metadata",
     "resolve_shards",
+    "select_kinds",
 ]

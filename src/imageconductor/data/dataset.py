@@ -16,7 +16,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from imageconductor.data.shard_reader import SampleLocation, index_shard, load_sample, resolve_shards
+from imageconductor.data.shard_reader import (
+    SampleLocation,
+    ShardFormatError,
+    index_shard,
+    load_sample,
+    read_metadata,
+    resolve_shards,
+)
 from imageconductor.trajectories import (
     OFFICIAL_BLUR_SIGMA,
     OFFICIAL_KERNEL_SIZE,
@@ -27,11 +34,16 @@ from imageconductor.trajectories import (
 
 #: ``tracks`` of `ClipDatasetConfig`: every tracked point of a clip, or a few drawn per item.
 TRACK_SELECTIONS = ("dense", "sparse")
+CURATED_KINDS = ("camera", "object")
+"""Clip kinds curation writes into each sample's metadata (``camera``: camera-only motion)."""
 
 
 @dataclass(frozen=True)
 class ClipDatasetConfig:
-    """How items are built. ``num_frames=None`` uses whole clips; ``frame_stride`` spaces chosen frames."""
+    """How items are built. ``num_frames=None`` uses whole clips; ``frame_stride`` spaces chosen frames.
+
+    ``kinds``: keep only samples whose curated ``kind`` (metadata) is one of these (None: all samples).
+    """
 
     num_frames: int | None = 16
     frame_stride: int = 1
@@ -43,6 +55,7 @@ class ClipDatasetConfig:
     kernel_size: int = OFFICIAL_KERNEL_SIZE
     kernel_normalization: str = "sum"
     seed: int = 0
+    kinds: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.tracks not in TRACK_SELECTIONS:
@@ -54,6 +67,12 @@ class ClipDatasetConfig:
         if not 0 <= self.n_min <= self.n_max:
             raise ValueError(f"need 0 <= n_min <= n_max, got n_min={self.n_min}, n_max={self.n_max}")
         _ = self.flow_encoding  # checks the three encoding fields now rather than at the first item
+        if self.kinds is not None:
+            unknown = [kind for kind in self.kinds if kind not in CURATED_KINDS]
+            if unknown or not self.kinds:
+                raise ValueError(
+                    f"kinds must be a non-empty selection of {CURATED_KINDS}, got {self.kinds!r}"
+                )
 
     @property
     def flow_encoding(self) -> FlowEncoding:
@@ -81,6 +100,8 @@ class TrajectoryClipDataset(Dataset):
         self.locations: list[SampleLocation] = [
             loc for shard in resolve_shards(shards) for loc in index_shard(shard)
         ]
+        if self.config.kinds is not None:
+            self.locations = select_kinds(self.locations, self.config.kinds)
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -134,6 +155,27 @@ class TrajectoryClipDataset(Dataset):
             "visibility": torch.from_numpy(visibility[:, chosen]),
             "frame_indices": torch.from_numpy(frame_indices.astype(np.int64)),
         }
+
+
+def select_kinds(locations: Sequence[SampleLocation], kinds: Sequence[str]) -> list[SampleLocation]:
+    """The samples whose curated ``kind`` is one of ``kinds``, in order.
+
+    Raises:
+        ShardFormatError: a sample has no ``kind`` (curated before clips were labelled), or none matches.
+    """
+    selected = []
+    for location in locations:
+        kind = read_metadata(location).get("kind")
+        if kind is None:
+            raise ShardFormatError(
+                f"sample {location.key!r} in {location.shard} has no curated kind; curate the videos again "
+                "to label clips, or select no kinds"
+            )
+        if kind in kinds:
+            selected.append(location)
+    if not selected:
+        raise ShardFormatError(f"no sample of kind {' or '.join(kinds)} among {len(locations)} samples")
+    return selected
 
 
 class TrajectoryClipStream(IterableDataset):

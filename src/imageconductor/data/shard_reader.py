@@ -97,9 +97,14 @@ def read_part(location: SampleLocation, part: str) -> bytes:
         return handle.read(size)
 
 
+def read_metadata(location: SampleLocation) -> dict[str, Any]:
+    """The JSON metadata of one sample (nothing else is read)."""
+    return json.loads(read_part(location, "json"))
+
+
 def load_sample(location: SampleLocation, decode_frames: bool = True) -> ShardSample:
     """Read and decode one sample (frames decoded from its MP4 unless ``decode_frames`` is False)."""
-    metadata = json.loads(read_part(location, "json"))
+    metadata = read_metadata(location)
     tracks = npy_to_array(read_part(location, "tracks.npy")).astype(np.float32)
     visibility = npy_to_array(read_part(location, "visibility.npy")).astype(bool)
     frames = (

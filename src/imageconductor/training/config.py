@@ -32,6 +32,7 @@ from imageconductor.trajectories import FlowEncoding
 STAGES = ("vae", "base", "controlnet", "camera", "object")
 DATA_SOURCES = ("synthetic", "shards")
 CLIP_KINDS = ("camera", "object", "mixed")
+CURATED_CLIP_KINDS = ("camera", "object")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
 ORTHO_FORMS = ("cross", "identity", "stacked")
@@ -117,6 +118,9 @@ class DataConfig:
     height: int = 256
     width: int = 384
     kinds: list[str] | None = None
+    #: shards source: curated clip kinds to train on (``camera``: camera-only motion, ``object``: objects
+    #: move); None = the stage's default (stage camera: ``["camera"]``, other stages: every clip)
+    curated_kinds: list[str] | None = None
     num_clips: int = 10_000
     grid_size: int = 16
     #: synthetic source: multiplies the background's finest texture cell (> 1 = smoother scenes)
@@ -270,6 +274,13 @@ class TrainingConfig:
         if self.data.kinds is not None:
             for kind in self.data.kinds:
                 _choice("data.kinds[]", kind, CLIP_KINDS)
+        if self.data.curated_kinds is not None:
+            if not self.data.curated_kinds:
+                raise ConfigError(
+                    "data.curated_kinds must name at least one kind (or be null for the default)"
+                )
+            for kind in self.data.curated_kinds:
+                _choice("data.curated_kinds[]", kind, CURATED_CLIP_KINDS)
         for name in ("caption_dropout", "flow_dropout"):
             if not 0.0 <= getattr(self.data, name) <= 1.0:
                 raise ConfigError(f"data.{name} must lie in [0, 1], got {getattr(self.data, name)}")

@@ -41,6 +41,9 @@ DEFAULT_STAGE_KINDS: dict[str, list[str] | None] = {
     "camera": ["camera"],
     "object": ["mixed"],
 }
+#: Curated clip kinds (shard metadata ``kind``) each stage trains on unless ``data.curated_kinds`` says
+#: otherwise: the camera LoRA on camera-only clips, every other stage on all clips.
+DEFAULT_STAGE_CURATED_KINDS: dict[str, list[str] | None] = {"camera": ["camera"]}
 RESUME_CHOICES = ("latest", "auto")
 
 
@@ -122,7 +125,7 @@ def build_dataset(
         return dataset, None
 
     if data.kinds is not None:
-        logger.warning("data.kinds is ignored for shards: give the stage shards of the right kind")
+        logger.warning("data.kinds is ignored for shards: data.curated_kinds selects curated clips by kind")
     # dense: the task derives sparse conditions from the full track set per the curriculum
     dataset = TrajectoryClipDataset(
         expand_shard_patterns(data.shards),
@@ -130,10 +133,21 @@ def build_dataset(
             num_frames=data.num_frames,
             tracks="dense",
             seed=config.seed,
+            kinds=curated_kinds(config),
             **flow_encoding.as_kwargs(),
         ),
     )
     return dataset, collate_clips
+
+
+def curated_kinds(config: TrainingConfig) -> tuple[str, ...] | None:
+    """The curated clip kinds a shards-fed stage trains on (None: every clip)."""
+    kinds = config.data.curated_kinds
+    if kinds is None:
+        kinds = DEFAULT_STAGE_CURATED_KINDS.get(config.stage)
+    if kinds is None or set(kinds) >= {"camera", "object"}:
+        return None
+    return tuple(dict.fromkeys(kinds))
 
 
 def expand_shard_patterns(entries: list[str]) -> list[str]:

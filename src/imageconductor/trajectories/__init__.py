@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from imageconductor.trajectories.errors import TrajectoryError
 from imageconductor.trajectories.examples import example_trajectories, list_example_trajectories
+from imageconductor.trajectories.file_formats import TRAJECTORY_FORMATS, TrajectoryFormat
 from imageconductor.trajectories.flow import (
     OFFICIAL_BLUR_SIGMA,
     OFFICIAL_KERNEL_SIZE,
@@ -53,7 +54,9 @@ __all__ = [
     "OFFICIAL_KERNEL_SIZE",
     "RELEASED_FLOW_ENCODING",
     "TRACK_KINDS",
+    "TRAJECTORY_FORMATS",
     "TrajectoryError",
+    "TrajectoryFormat",
     "TrajectorySet",
     "blur_parameters",
     "camera_preset",

@@ -343,11 +343,15 @@ def parse_trajectories(
         raise TrajectoryError(
             f'trajectories are {_describe(data)}; expected a list of tracks or an object with a "tracks" list'
         )
+    _check_track_count(trajectories, max_tracks)
+    return trajectories
+
+
+def _check_track_count(trajectories: TrajectorySet, max_tracks: int | None) -> None:
     if max_tracks is not None and len(trajectories) > max_tracks:
         raise TrajectoryError(
             f"{len(trajectories)} tracks given; at most {max_tracks} are allowed (pass max_tracks to change)"
         )
-    return trajectories
 
 
 def _read_text(source: str | bytes | os.PathLike) -> tuple[str, str]:
@@ -377,47 +381,98 @@ def load_trajectories(
     target_size: tuple[int, int] | None = None,
     default_kind: str = "object",
     max_tracks: int | None = MAX_TRACKS,
+    format: str | None = None,
 ) -> TrajectorySet:
     """Read and validate trajectories from a path, JSON text/bytes, decoded JSON data or a TrajectorySet.
 
     Args:
         source: file path, JSON text (starting with ``[`` or ``{``), bytes, list, dict or TrajectorySet.
-        image_size: ``(width, height)`` the points of an official-layout list refer to (default 384x256).
+        image_size: ``(width, height)`` the points refer to when the file does not say (official list:
+            default 384x256; Wan-Move and KJNodes files: required).
         target_size: if given, ``(width, height)`` to rescale the result to.
         default_kind: kind of tracks that do not state one (the official layout states none).
         max_tracks: largest allowed number of tracks (``None``: no limit).
+        format: one of ``TRAJECTORY_FORMATS`` (``rich``, ``official``, ``wanmove``, ``kjnodes``); None
+            recognises it: a ``.npy`` path is Wan-Move, a list of ``{"x", "y"}`` objects is KJNodes,
+            an object is rich, a list of point lists is official.
 
     Raises:
         TrajectoryError: for anything wrong with the input, naming the track and point at fault.
     """
+    from imageconductor.trajectories import file_formats
+    from imageconductor.trajectories.formats_kjnodes import (
+        decode_coord_str,
+        is_coord_data,
+        looks_like_coord_str,
+        parse_coord_data,
+    )
+
+    file_formats.check_format_name(format)
+    default_kind = _parse_kind(default_kind, "default_kind")
+    if format == "wanmove" or (format is None and file_formats.is_npy_path(source)):
+        trajectories = file_formats.read_wanmove(source, image_size, default_kind)
+        _check_track_count(trajectories, max_tracks)
+        return trajectories if target_size is None else trajectories.rescaled(*target_size)
     data = source
     if isinstance(source, (str, bytes, os.PathLike)):
         text, where = _read_text(source)
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
+        if format == "kjnodes" or (format is None and looks_like_coord_str(text)):
+            data = decode_coord_str(text)
+        else:
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise TrajectoryError(
+                    f"invalid JSON in {where}: {error.msg} at line {error.lineno} column {error.colno}"
+                ) from None
+            except RecursionError:
+                raise TrajectoryError(f"invalid JSON in {where}: nested too deeply") from None
+    if format == "kjnodes" or (format is None and is_coord_data(data)):
+        trajectories = parse_coord_data(data, image_size, default_kind)
+        _check_track_count(trajectories, max_tracks)
+    else:
+        if format == "rich" and not isinstance(data, dict):
             raise TrajectoryError(
-                f"invalid JSON in {where}: {error.msg} at line {error.lineno} column {error.colno}"
-            ) from None
-        except RecursionError:
-            raise TrajectoryError(f"invalid JSON in {where}: nested too deeply") from None
-    trajectories = parse_trajectories(
-        data, image_size=image_size, default_kind=default_kind, max_tracks=max_tracks
-    )
+                f'a rich trajectory file is an object with a "tracks" list, not {_describe(data)}'
+            )
+        if format == "official" and not isinstance(data, (list, tuple, np.ndarray)):
+            raise TrajectoryError(f"an official trajectory file is a list of tracks, not {_describe(data)}")
+        trajectories = parse_trajectories(
+            data, image_size=image_size, default_kind=default_kind, max_tracks=max_tracks
+        )
     if target_size is not None:
         trajectories = trajectories.rescaled(*target_size)
     return trajectories
 
 
-def save_trajectories(trajectories: Any, path: str | os.PathLike, *, official: bool = False) -> Path:
-    """Write trajectories as JSON (rich layout, or the official list with ``official=True``).
+def save_trajectories(
+    trajectories: Any,
+    path: str | os.PathLike,
+    *,
+    official: bool = False,
+    format: str | None = None,
+    num_frames: int | None = None,
+) -> Path:
+    """Write trajectories in one of ``TRAJECTORY_FORMATS``; returns the path written.
 
-    The file is written to a temporary name first and then renamed, so a failure never leaves half a file.
+    ``format`` None means ``wanmove`` for a ``.npy`` path, else ``official`` with ``official=True``, else
+    ``rich``. ``num_frames`` applies to ``wanmove`` (tracks resampled to that many frames; see
+    ``formats_wanmove.wanmove_arrays``). Files are written to a temporary name first and then renamed,
+    so a failure never leaves half a file.
     """
+    from imageconductor.trajectories import file_formats
+
+    file_formats.check_format_name(format)
     if not isinstance(trajectories, TrajectorySet):
         trajectories = parse_trajectories(trajectories, max_tracks=None)
     path = Path(path)
+    if format is None:
+        format = "wanmove" if path.suffix.lower() == ".npy" else "official" if official else "rich"
+    elif official and format != "official":
+        raise TrajectoryError(f"official=True contradicts format={format!r}")
+    if format in ("wanmove", "kjnodes"):
+        return file_formats.write_foreign(trajectories, path, format, num_frames)
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(trajectories.to_json(official=official), encoding="utf-8")
+    temporary.write_text(trajectories.to_json(official=format == "official"), encoding="utf-8")
     os.replace(temporary, path)
     return path
