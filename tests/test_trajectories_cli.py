@@ -55,3 +55,18 @@ def test_preset_writes_a_camera_file(tmp_path: Path) -> None:
     for track in trajectories.tracks:
         np.testing.assert_allclose(track[-1] - track[0], [0, 20], atol=1e-9)
     assert main(["trajectories", "preset", "pan_down+zoom_in", "--out", str(target), "--magnitude", "3"]) == 2
+
+
+def test_convert_reads_wanmove_and_writes_kjnodes_that_reads_back(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    tracks = (rng.uniform(0.05, 0.95, (1, 8, 3, 2)) * [384, 256]).astype(np.float32)  # inside the frame
+    np.save(tmp_path / "clip_tracks.npy", tracks)
+    np.save(tmp_path / "clip_visibility.npy", np.ones((1, 8, 3), bool))
+    out = tmp_path / "spline.json"
+    args = ["trajectories", "convert", str(tmp_path / "clip_tracks.npy"), "--size", "384x256"]
+    assert main([*args, "--out", str(out), "--to", "kjnodes"]) == 0
+    back = load_trajectories(out, format="kjnodes", image_size=(384, 256))
+    for index in range(3):
+        np.testing.assert_allclose(back.tracks[index], tracks[0, :, index], atol=1e-3)
+    # without the frame size a Wan-Move file cannot be read: one line, exit 2
+    assert main(["trajectories", "check", str(tmp_path / "clip_tracks.npy")]) == 2

@@ -10,6 +10,7 @@ from imageconductor.curation.config import (
     DIS_PRESETS,
     INDEX_FORMATS,
     MOTION_BACKENDS,
+    TRACK_TRUST_CHECKS,
     TRACKERS,
     CurationConfig,
 )
@@ -39,6 +40,8 @@ _CONFIG_FLAGS = {
     "samples_per_shard": "samples_per_shard",
     "index_format": "index_format",
     "max_source_frames": "max_source_frames",
+    "track_trust": "track_trust",
+    "caption_model": "caption_model",
 }
 
 
@@ -87,6 +90,17 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--index-format", choices=INDEX_FORMATS, help="format of the clip index (parquet)")
     group.add_argument(
         "--max-source-frames", type=positive_int, help="decode at most this many frames of each video"
+    )
+    group.add_argument(
+        "--track-trust",
+        choices=TRACK_TRUST_CHECKS,
+        help="checks a tracked point must pass to stay visible: forward-backward round trip, agreement with "
+        "the dense flow, both (default fb+flow) or none",
+    )
+    group.add_argument(
+        "--caption-model",
+        help="transformers image-to-text model (name or local path) that captions clips without a sidecar "
+        "caption (default: none; the paper used BLIP-2, e.g. Salesforce/blip2-opt-2.7b)",
     )
 
 

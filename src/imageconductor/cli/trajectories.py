@@ -14,7 +14,13 @@ from imageconductor.cli.common import CLIError, frame_size, positive_int
 
 __all__ = ["add_parser", "run"]
 
-_SOURCE_SIZE_HELP = "WxH the points of an official list refer to (default 384x256, the released canvas)"
+_SOURCE_SIZE_HELP = (
+    "WxH the points refer to when the file does not say (official list: default 384x256, the released "
+    "canvas; Wan-Move and KJNodes files: required)"
+)
+_FORMAT_HELP = (
+    "file format: rich, official, wanmove (tracks.npy + visibility.npy) or kjnodes (default: detected)"
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -31,6 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     check = actions.add_parser("check", help="validate a file and summarise it")
     check.add_argument("file", type=Path, help="trajectory file to check")
     check.add_argument("--size", type=frame_size, help=_SOURCE_SIZE_HELP)
+    check.add_argument("--format", help=_FORMAT_HELP)
     check.add_argument(
         "--max-tracks", type=positive_int, default=8, help="largest allowed number of tracks (default 8)"
     )
@@ -39,9 +46,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     convert.add_argument("file", type=Path, help="trajectory file to read")
     convert.add_argument("--out", type=Path, required=True, help="file to write")
     convert.add_argument("--size", type=frame_size, help=_SOURCE_SIZE_HELP)
+    convert.add_argument("--format", help=_FORMAT_HELP)
     convert.add_argument("--to-size", type=frame_size, help="WxH to rescale the points to")
     convert.add_argument(
-        "--official", action="store_true", help="write the official list (drops kinds/strengths)"
+        "--to",
+        help="format to write: rich, official, wanmove or kjnodes (default: wanmove for a .npy --out, else rich)",
+    )
+    convert.add_argument(
+        "--official",
+        action="store_true",
+        help="write the official list (drops kinds/strengths); = --to official",
+    )
+    convert.add_argument(
+        "--frames",
+        type=positive_int,
+        help="wanmove: resample the tracks to this many frames (default: longest)",
     )
 
     preset = actions.add_parser(
@@ -72,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         if args.action == "check":
-            trajectories = load_trajectories(args.file, image_size=args.size, max_tracks=args.max_tracks)
+            trajectories = load_trajectories(
+                args.file, image_size=args.size, max_tracks=args.max_tracks, format=args.format
+            )
             width, height = trajectories.image_size
             print(
                 f"{args.file}: {len(trajectories)} track(s), kind {trajectories.kind}, frame {width}x{height}"
@@ -87,9 +108,11 @@ def run(args: argparse.Namespace) -> int:
                 )
         elif args.action == "convert":
             trajectories = load_trajectories(
-                args.file, image_size=args.size, target_size=args.to_size, max_tracks=None
+                args.file, image_size=args.size, target_size=args.to_size, max_tracks=None, format=args.format
             )
-            save_trajectories(trajectories, args.out, official=args.official)
+            save_trajectories(
+                trajectories, args.out, official=args.official, format=args.to, num_frames=args.frames
+            )
             print(f"wrote {args.out}")
         else:
             width, height = args.size
