@@ -1,0 +1,156 @@
+"""Generation settings of the app: the model's native video size, defaults, and checking what a person typed."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from imageconductor.guidance import AdapterSelection, normalize_mode
+from imageconductor.pipelines import read_model_info
+from imageconductor.pipelines.image_conductor import DEFAULT_HEIGHT, DEFAULT_NUM_FRAMES, DEFAULT_WIDTH
+
+__all__ = [
+    "MAX_FRAMES",
+    "MAX_STEPS",
+    "MODE_CHOICES",
+    "GenerationSettings",
+    "SettingsError",
+    "check_settings",
+    "native_video_size",
+    "parse_mode_text",
+]
+
+#: Most DDIM steps one request may ask for (the server is shared).
+MAX_STEPS = 100
+#: Most frames one request may ask for.
+MAX_FRAMES = 64
+#: The mode choices offered; a blend such as ``camera=1,object=0.5`` may be typed instead.
+MODE_CHOICES = ("auto", "object", "camera", "none")
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message is shown in the page."""
+
+
+def native_video_size(pipe: Any) -> tuple[int, int, int]:
+    """``(num_frames, height, width)`` the loaded model was made for.
+
+    Read from the pipeline config's ``native_size`` (a mapping with ``num_frames``, ``height``, ``width``)
+    when present, else from the ``imageconductor_model.json`` of the folder it was loaded from, else the
+    released model's 16 x 256 x 384.
+    """
+    config = getattr(pipe, "config", None) or {}
+    native = config.get("native_size")
+    if not native:
+        folder = config.get("_name_or_path")
+        native = read_model_info(folder) if folder and Path(folder).is_dir() else {}
+    return (
+        int(native.get("num_frames", DEFAULT_NUM_FRAMES)),
+        int(native.get("height", DEFAULT_HEIGHT)),
+        int(native.get("width", DEFAULT_WIDTH)),
+    )
+
+
+def parse_mode_text(text: str | None) -> AdapterSelection | None:
+    """``"auto"`` / empty -> None (camera for camera-only tracks, else object); ``object``, ``camera``,
+    ``none``; or a blend like ``"camera=1,object=0.5"`` -> ``{"camera": 1.0, "object": 0.5}``."""
+    text = (text or "").strip().lower()
+    if text in ("", "auto"):
+        return None
+    if "=" not in text:
+        try:
+            return normalize_mode(text)
+        except ValueError:
+            raise SettingsError(
+                f"mode {text!r}: use auto, object, camera, none or a blend like 'camera=1,object=0.5'"
+            ) from None
+    weights: dict[str, Any] = {}
+    for item in text.split(","):
+        name, _, value = item.partition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            raise SettingsError(f"mode {text!r}: the weight {value.strip()!r} is not a number") from None
+    try:
+        return normalize_mode(weights)
+    except ValueError as exc:
+        raise SettingsError(f"mode {text!r}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Checked settings of one run (``mode`` None: chosen from the track kinds; ``seed`` always set)."""
+
+    prompt: str
+    negative_prompt: str | None
+    mode: AdapterSelection | None
+    steps: int
+    guidance_scale: float
+    camera_free_guidance: float | None
+    motion_guidance: float
+    num_frames: int
+    seed: int
+
+
+def _whole(value: Any, name: str, low: int, high: int) -> int:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{name} must be a whole number, got {value!r}") from None
+    if not math.isfinite(number) or number != int(number) or not low <= number <= high:
+        raise SettingsError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
+    return int(number)
+
+
+def _finite(value: Any, name: str, low: float | None = None) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(number) or (low is not None and number < low):
+        bound = "" if low is None else f" >= {low:g}"
+        raise SettingsError(f"{name} must be a finite number{bound}, got {value!r}")
+    return number
+
+
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def check_settings(
+    *,
+    prompt: str | None,
+    negative_prompt: str | None,
+    mode: str | None,
+    steps: Any,
+    guidance_scale: Any,
+    camera_free_guidance: Any,
+    motion_guidance: Any,
+    num_frames: Any,
+    seed: Any,
+) -> GenerationSettings:
+    """Check the raw values of the settings controls (or API parameters) into :class:`GenerationSettings`.
+
+    An empty ``seed`` draws a random one; an empty ``camera_free_guidance`` leaves it off; an empty
+    negative prompt is the pipeline's default. Raises SettingsError naming the setting at fault.
+    """
+    selection = parse_mode_text(mode)
+    free = (
+        None if _empty(camera_free_guidance) else _finite(camera_free_guidance, "camera-free guidance λ_traj")
+    )
+    if selection == "none" and free is not None:
+        raise SettingsError("camera-free guidance needs mode object, camera, auto or a blend (not none)")
+    return GenerationSettings(
+        prompt=(prompt or "").strip(),
+        negative_prompt=None if _empty(negative_prompt) else str(negative_prompt),
+        mode=selection,
+        steps=_whole(steps, "steps", 1, MAX_STEPS),
+        guidance_scale=_finite(guidance_scale, "CFG scale"),
+        camera_free_guidance=free,
+        motion_guidance=_finite(motion_guidance, "motion guidance", low=0.0),
+        num_frames=_whole(num_frames, "frames", 2, MAX_FRAMES),
+        seed=random.randrange(2**31) if _empty(seed) else _whole(seed, "seed", 0, 2**63 - 1),
+    )
