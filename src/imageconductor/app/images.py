@@ -60,7 +60,9 @@ def open_upload(
     except ImageError:
         raise
     except (PIL.Image.DecompressionBombError, PIL.Image.DecompressionBombWarning):
-        raise ImageError("the image is too large to decode safely (a decompression bomb?)") from None
+        raise ImageError(
+            f"the image is too large to decode safely; images up to {max_pixels / 1e6:.0f} megapixels are accepted"
+        ) from None
     except (PIL.UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ImageError(
             f"not a readable image ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"

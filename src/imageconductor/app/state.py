@@ -271,16 +271,21 @@ def drawing_from_trajectories(
     return _append_set(new_drawing(width, height, max_tracks), trajectories.rescaled(width, height))
 
 
-def load_drawing(source: Any, width: int, height: int, max_tracks: int = MAX_TRACKS) -> Drawing:
-    """A drawing from a trajectory file path, JSON text or decoded JSON in any format the CLI reads.
+def load_drawing(text: str, width: int, height: int, max_tracks: int = MAX_TRACKS) -> Drawing:
+    """A drawing from JSON text in any trajectory format the CLI reads.
 
     An official list holds pixels of the ``width x height`` model frame; a rich file states its own
-    ``image_size`` and is rescaled. Any problem with the input raises DrawingError naming it.
+    ``image_size`` and is rescaled. Only JSON text is taken (never a path: the text may come from anyone).
+    Any problem with the input raises DrawingError naming it.
     """
+    if not isinstance(text, str) or text.lstrip()[:1] not in ("[", "{"):
+        raise DrawingError(
+            'trajectories must be JSON text: a list of tracks or an object with a "tracks" list'
+        )
     try:
         trajectories = load_trajectories(
-            source, image_size=(width, height), target_size=(width, height), max_tracks=max_tracks
+            text, image_size=(width, height), target_size=(width, height), max_tracks=max_tracks
         )
     except ValueError as exc:
-        raise DrawingError(f"bad trajectory file: {exc}") from None
+        raise DrawingError(f"bad trajectories: {exc}") from None
     return drawing_from_trajectories(trajectories, width, height, max_tracks)
