@@ -79,7 +79,8 @@ def test_generate_returns_a_playable_mp4_that_follows_the_trajectories(client, i
 
 def test_empty_seed_is_reported_and_reproduces_the_run(client, image_path):
     camera = [[[20, 20], [30, 20]], [[70, 40], [80, 40]]]
-    first = _generate(client, image_path, camera, mode="camera=1,object=0.5", steps=1, seed=None, gif=True)
+    # No seed given: the endpoint's default (-1) draws one and reports it.
+    first = _generate(client, image_path, camera, mode="camera=1,object=0.5", steps=1, gif=True)
     seed = first[3]
     assert isinstance(seed, int) and 0 <= seed < 2**31
     assert [Path(path).suffix for path in first[2]] == [".mp4", ".mp4", ".gif", ".gif"]

@@ -274,6 +274,10 @@ def test_mode_text_and_settings_are_checked():
     assert 0 <= settings.seed < 2**31
     assert check_settings(**{**base, "seed": 42.0, "camera_free_guidance": "1.5"}).seed == 42
     assert check_settings(**{**base, "camera_free_guidance": 1.5}).camera_free_guidance == 1.5
+    # The page's number boxes cannot be empty: 0 turns camera-free guidance off, -1 draws a seed.
+    assert check_settings(**{**base, "camera_free_guidance": 0}).camera_free_guidance is None
+    seeds = {check_settings(**{**base, "seed": -1}).seed for _ in range(5)}
+    assert len(seeds) > 1 and all(0 <= seed < 2**31 for seed in seeds)
     for change, message in (
         ({"steps": 0}, "steps"),
         ({"steps": 2.5}, "steps"),

@@ -134,13 +134,18 @@ def check_settings(
 ) -> GenerationSettings:
     """Check the raw values of the settings controls (or API parameters) into :class:`GenerationSettings`.
 
-    An empty ``seed`` draws a random one; an empty ``camera_free_guidance`` leaves it off; an empty
-    negative prompt is the pipeline's default. Raises SettingsError naming the setting at fault.
+    An empty or negative ``seed`` draws a random one; an empty or zero ``camera_free_guidance`` leaves it
+    off (the released sampler); an empty negative prompt is the pipeline's default. Raises SettingsError
+    naming the setting at fault.
     """
     selection = parse_mode_text(mode)
     free = (
         None if _empty(camera_free_guidance) else _finite(camera_free_guidance, "camera-free guidance λ_traj")
     )
+    if free == 0:
+        free = None
+    if not _empty(seed) and _finite(seed, "seed") < 0:
+        seed = None
     if selection == "none" and free is not None:
         raise SettingsError("camera-free guidance needs mode object, camera, auto or a blend (not none)")
     return GenerationSettings(

@@ -186,10 +186,10 @@ def build_app(
         trajectories: str,
         mode: str = "auto",
         steps: float = DEFAULT_STEPS,
-        seed: float | None = None,
+        seed: float | None = -1,
         negative_prompt: str = "",
         guidance_scale: float = 7.5,
-        camera_free_guidance: float | None = None,
+        camera_free_guidance: float | None = 0.0,
         motion_guidance: float = 1.0,
         frames: float = num_frames,
         gif: bool = False,
@@ -326,9 +326,9 @@ def build_app(
                 steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_STEPS, step=1, label="Steps", elem_id="steps")
                 frames = gr.Slider(2, MAX_FRAMES, value=num_frames, step=1, label="Frames")
                 guidance_scale = gr.Number(7.5, label="CFG scale (1 or less: off)")
-                camera_free = gr.Number(None, label="Camera-free guidance λ_traj (empty: off)")
+                camera_free = gr.Number(0.0, minimum=0, label="Camera-free guidance λ_traj (0: off)")
                 motion_guidance = gr.Number(1.0, minimum=0, label="Motion guidance (1: off)")
-                seed = gr.Number(None, precision=0, label="Seed (empty: random)", elem_id="seed")
+                seed = gr.Number(-1, precision=0, label="Seed (-1: random)", elem_id="seed")
                 gif = gr.Checkbox(False, label="Also write GIFs")
                 with gr.Row():
                     generate_button = gr.Button("Generate", variant="primary", elem_id="generate")
