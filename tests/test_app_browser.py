@@ -29,6 +29,8 @@ CHROMIUM_ARGS = [
 ]
 #: Milliseconds for page loads and UI updates, and for one generation with two steps.
 UI_TIMEOUT, GENERATE_TIMEOUT = 60_000, 180_000
+#: True once the canvas shows a loaded picture.
+CANVAS_LOADED = "(() => { const image = document.querySelector('#canvas img'); return !!image && image.complete && image.naturalWidth > 0; })()"
 
 
 def _chromium() -> str:
@@ -78,6 +80,16 @@ def _open(context, url: str):
     return page
 
 
+def _click(page, canvas, x: float, y: float) -> None:
+    """Click the canvas at on-screen ``(x, y)`` and wait until the drawing holds one more point. (While the
+    canvas picture is being replaced Gradio cannot map a click to pixels and drops it, so clicks are
+    made at a person's pace: after the previous one has shown.)"""
+    count = "document.querySelector('#track-list .track-list')?.dataset.points ?? '0'"
+    before = int(page.evaluate(count))
+    canvas.click(position={"x": x, "y": y})
+    page.wait_for_function(f"Number({count}) > {before}")
+
+
 def _tracks_json(page) -> str:
     """The Tracks box (opening its accordion if needed)."""
     box = page.locator("#trajectories textarea")
@@ -95,6 +107,7 @@ def test_draw_two_tracks_generate_and_sessions_are_separate(app_server, browser,
 
     page.locator("#image-upload input[type=file]").set_input_files(str(picture))
     page.wait_for_function("document.querySelector('#status').innerText.includes('Image ready')")
+    page.wait_for_function(CANVAS_LOADED)
     canvas = page.locator("#canvas img")
     natural = canvas.evaluate("image => [image.naturalWidth, image.naturalHeight]")
     assert natural == [width * scale, height * scale]  # the model frame, enlarged by a whole factor
@@ -106,7 +119,7 @@ def test_draw_two_tracks_generate_and_sessions_are_separate(app_server, browser,
         if number:
             page.locator("#new-track").click()
         for fx, fy in track:
-            canvas.click(position={"x": fx * box["width"], "y": fy * box["height"]})
+            _click(page, canvas, fx * box["width"], fy * box["height"])
     page.wait_for_function(
         "document.querySelector('#track-list').innerText.includes('Track 2: object, 2 points')"
     )
@@ -136,10 +149,53 @@ def test_draw_two_tracks_generate_and_sessions_are_separate(app_server, browser,
     other = _open(other_context, app.local_url)
     assert "No tracks yet" in other.locator("#track-list").inner_text()
     assert _tracks_json(other) == ""
-    other.locator("#canvas img").click(position={"x": 20, "y": 20})
+    _click(other, other.locator("#canvas img"), 20, 20)
     other.wait_for_function("document.querySelector('#track-list').innerText.includes('Track 1')")
     assert "1 of 8 tracks" in other.locator("#track-list").inner_text()
     assert "2 of 8 tracks" in page.locator("#track-list").inner_text()
     assert len(json.loads(_tracks_json(page))["tracks"]) == 2
     other_context.close()
+    context.close()
+
+
+def test_bad_upload_undo_and_cancel_in_the_page(app_server, browser, picture, tmp_path):
+    app, _ = app_server
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    page = _open(context, app.local_url)
+    status = page.locator("#status")
+    fake = tmp_path / "notes.png"
+    fake.write_text("this is text, not a picture")
+    page.locator("#image-upload input[type=file]").set_input_files(str(fake))
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Image refused')")
+    assert "not a readable image" in status.inner_text()
+    # The page keeps working: a real image is taken, clicks draw, undo takes the last point back.
+    page.locator("#image-upload input[type=file]").set_input_files(str(picture))
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Image ready')")
+    page.wait_for_function(CANVAS_LOADED)
+    canvas = page.locator("#canvas img")
+    for x in (60, 120, 180, 240, 300):
+        _click(page, canvas, x, 150)
+    page.wait_for_function("document.querySelector('#track-list').innerText.includes('5 points')")
+    page.locator("#undo").click()
+    page.wait_for_function("document.querySelector('#track-list').innerText.includes('4 points')")
+    (track,) = json.loads(_tracks_json(page))["tracks"]
+    scale = canvas.evaluate("image => image.naturalWidth") / canvas.bounding_box()["width"]
+    scale /= display_scale(native_video_size(app_server[1])[2])
+    assert np.allclose(
+        [point[0] for point in track["points"]], np.array([60, 120, 180, 240]) * scale, atol=0.5
+    )
+    # A long run is cancelled from the page: its session's flag is raised and no video arrives.
+    page.locator("#steps input[type=number]").fill("100")
+    page.locator("#steps input[type=number]").press("Enter")
+    page.locator("#generate").click()
+    page.wait_for_selector("#result-video .progress-text, #result-video .progress-bar", timeout=UI_TIMEOUT)
+    page.locator("#cancel").click()
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Cancelling')")
+    assert page.locator("#result-video video[src]").count() == 0
+    # The next run gets the pipeline once the cancelled one has stopped (after its current step).
+    page.locator("#steps input[type=number]").fill("1")
+    page.locator("#steps input[type=number]").press("Enter")
+    page.locator("#generate").click()
+    page.wait_for_selector("#result-video video[src]", timeout=GENERATE_TIMEOUT)
+    assert "Done: 1 steps" in status.inner_text()
     context.close()

@@ -182,6 +182,7 @@ def test_canvas_draws_each_track_where_it_was_clicked():
     listing = canvas.describe_tracks(drawing)
     assert "Track 1: object, static point" in listing
     assert "Track 2: camera, 2 points &larr; clicks add here" in listing
+    assert 'data-points="3"' in listing
 
 
 # ------------------------------------------------------------------------------------------ images

@@ -47,7 +47,8 @@ def render(frame: np.ndarray, drawing: Drawing) -> np.ndarray:
 
 
 def describe_tracks(drawing: Drawing) -> str:
-    """An HTML list of the tracks: colour swatch, number, kind, points, and which one clicks extend."""
+    """An HTML list of the tracks: colour swatch, number, kind, points, and which one clicks extend (the list's
+    ``data-points`` holds the number of points in all)."""
     if not drawing.tracks:
         return f"<p>No tracks yet. Click on the image to draw (up to {drawing.max_tracks} tracks).</p>"
     items = []
@@ -63,4 +64,5 @@ def describe_tracks(drawing: Drawing) -> str:
     footer = f"{len(drawing.tracks)} of {drawing.max_tracks} tracks"
     if drawing.current is None:
         footer += "; the next click starts a new track"
-    return f'<ul class="track-list">{"".join(items)}</ul><p>{footer}.</p>'
+    points = sum(len(track.points) for track in drawing.tracks)
+    return f'<ul class="track-list" data-points="{points}">{"".join(items)}</ul><p>{footer}.</p>'

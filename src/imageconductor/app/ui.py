@@ -11,6 +11,7 @@ clients alike.
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,7 @@ def build_app(
     pipeline: Any,
     *,
     max_tracks: int = MAX_TRACKS,
-    max_queue: int = 16,
+    max_queue: int = 64,
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
     max_pixels: int = MAX_PIXELS,
     output_root: str | Path | None = None,
@@ -98,6 +99,9 @@ def build_app(
     scale = canvas_view.display_scale(width)
     files = SessionFiles(output_root)
     flags = CancelFlags()
+    # Gradio lets the next queued run start as soon as a run is cancelled, while the cancelled one still
+    # finishes its current step in its thread: the lock keeps two runs off the one pipeline.
+    pipeline_lock = threading.Lock()
     blank = canvas_view.blank_frame(width, height)
     empty = drawing_ops.new_drawing(width, height, max_tracks)
 
@@ -226,17 +230,18 @@ def build_app(
         flag = flags.start(session)
         progress((0, settings.steps), desc="Sampling", unit="steps")
         try:
-            result = generate_video(
-                pipeline,
-                first_frame,
-                track_set,
-                settings,
-                files.new_run_dir(session),
-                gif=bool(gif),
-                colors=[track.color for track in loaded.tracks],
-                on_step=lambda done, total: progress((done, total), desc="Sampling", unit="steps"),
-                should_stop=flag.is_set,
-            )
+            with pipeline_lock:
+                result = generate_video(
+                    pipeline,
+                    first_frame,
+                    track_set,
+                    settings,
+                    files.new_run_dir(session),
+                    gif=bool(gif),
+                    colors=[track.color for track in loaded.tracks],
+                    on_step=lambda done, total: progress((done, total), desc="Sampling", unit="steps"),
+                    should_stop=flag.is_set,
+                )
         except Cancelled:
             raise gr.Error("cancelled") from None
         except ValueError as exc:
@@ -340,30 +345,34 @@ def build_app(
                 seed_used = gr.Number(None, precision=0, label="Seed used", interactive=False)
 
         # ------------------------------------------------------------------ events
+        # Drawing events: every click is kept (trigger_mode="multiple"; no progress overlay covers the
+        # canvas between clicks) and one session's events run one after the other in order (one shared
+        # concurrency slot), so each sees the state the last one left.
+        drawing_event: dict[str, Any] = {
+            "api_visibility": "private",
+            "show_progress": "hidden",
+            "trigger_mode": "multiple",
+            "concurrency_id": "drawing",
+            "concurrency_limit": 1,
+        }
         shown = [drawing_state, canvas, track_list, trajectories, track_menu]
         with_frame = [drawing_state, frame_state]
-        canvas.select(click, [*with_frame, kind, click_mode], shown, api_visibility="private")
-        new_track.click(guarded(drawing_ops.start_new_track), with_frame, shown, api_visibility="private")
-        undo.click(guarded(drawing_ops.undo_point), with_frame, shown, api_visibility="private")
-        clear.click(guarded(drawing_ops.clear_tracks), with_frame, shown, api_visibility="private")
-        delete_button.click(guarded(delete), [*with_frame, track_menu], shown, api_visibility="private")
-        track_menu.input(guarded(select), [*with_frame, track_menu], shown, api_visibility="private")
-        kind.input(guarded(change_kind), [*with_frame, kind], shown, api_visibility="private")
-        preset_button.click(
-            guarded(preset), [*with_frame, preset_menu, frames], shown, api_visibility="private"
-        )
-        trajectory_file.upload(
-            guarded(load_file), [*with_frame, trajectory_file], shown, api_visibility="private"
-        )
-        export_button.click(export, [drawing_state], exports, api_visibility="private")
-        image.upload(
-            upload, [image, drawing_state], [image, frame_state, canvas, status], api_visibility="private"
-        )
+        canvas.select(click, [*with_frame, kind, click_mode], shown, **drawing_event)
+        new_track.click(guarded(drawing_ops.start_new_track), with_frame, shown, **drawing_event)
+        undo.click(guarded(drawing_ops.undo_point), with_frame, shown, **drawing_event)
+        clear.click(guarded(drawing_ops.clear_tracks), with_frame, shown, **drawing_event)
+        delete_button.click(guarded(delete), [*with_frame, track_menu], shown, **drawing_event)
+        track_menu.input(guarded(select), [*with_frame, track_menu], shown, **drawing_event)
+        kind.input(guarded(change_kind), [*with_frame, kind], shown, **drawing_event)
+        preset_button.click(guarded(preset), [*with_frame, preset_menu, frames], shown, **drawing_event)
+        trajectory_file.upload(guarded(load_file), [*with_frame, trajectory_file], shown, **drawing_event)
+        export_button.click(export, [drawing_state], exports, **drawing_event)
+        image.upload(upload, [image, drawing_state], [image, frame_state, canvas, status], **drawing_event)
         image.clear(
             lambda drawing: (None, canvas_view.render(blank, drawing), ""),
             [drawing_state],
             [frame_state, canvas, status],
-            api_visibility="private",
+            **drawing_event,
         )
         run = generate_button.click(
             generate,
@@ -389,7 +398,7 @@ def build_app(
         )
         cancel_button.click(cancel, None, status, cancels=[run], queue=False, api_visibility="private")
         app.unload(forget)
-    app.queue(max_size=max_queue, default_concurrency_limit=None)
+    app.queue(max_size=max_queue)
     app.output_root = files.root
     return app
 
