@@ -54,6 +54,19 @@ def _generate(client: Client, image: Path, trajectories, **settings):
     return job.result(timeout=TIMEOUT)
 
 
+def test_generate_endpoint_names_its_parameters_and_defaults(client, app_server):
+    _, pipe = app_server
+    parameters = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/generate"]
+    names = [parameter["parameter_name"] for parameter in parameters["parameters"]]
+    assert names[:6] == ["image", "prompt", "trajectories", "mode", "steps", "seed"]
+    defaults = {
+        parameter["parameter_name"]: parameter["parameter_default"] for parameter in parameters["parameters"]
+    }
+    assert defaults["steps"] == 25 and defaults["seed"] == -1 and defaults["mode"] == "auto"
+    assert defaults["frames"] == native_video_size(pipe)[0] and defaults["guidance_scale"] == 7.5
+    assert parameters["returns"][0]["component"] == "Video"
+
+
 def test_generate_returns_a_playable_mp4_that_follows_the_trajectories(client, image_path, app_server):
     _, pipe = app_server
     num_frames, height, width = native_video_size(pipe)

@@ -11,7 +11,13 @@ import pytest
 
 from imageconductor.app import canvas, state
 from imageconductor.app.images import ImageError, model_frame, open_upload
-from imageconductor.app.settings import SettingsError, check_settings, native_video_size, parse_mode_text
+from imageconductor.app.settings import (
+    SettingsError,
+    check_settings,
+    default_settings,
+    native_video_size,
+    parse_mode_text,
+)
 from imageconductor.app.state import DrawingError
 from imageconductor.overlay import track_colors
 from imageconductor.pipelines.image_conductor import prepare_first_frame
@@ -307,3 +313,26 @@ def test_native_video_size_reads_config_then_model_file():
     folder = {"_name_or_path": str(default_model_path())}
     assert native_video_size(Pipe(folder)) == (info["num_frames"], info["height"], info["width"])
     assert native_video_size(Pipe({})) == (16, 256, 384)
+
+
+def test_default_settings_follow_the_model_then_the_overrides():
+    class Pipe:
+        def __init__(self, config):
+            self.config = config
+
+    native = {"native_size": {"num_frames": 4, "height": 32, "width": 48}}
+    assert default_settings(Pipe(native)) == {
+        "steps": 25,
+        "guidance_scale": 7.5,
+        "motion_guidance": 1.0,
+        "frames": 4,
+    }
+    tuned = Pipe({**native, "recommended_settings": {"guidance_scale": 1.0, "motion_guidance": 2.0}})
+    assert default_settings(tuned, {"steps": 10}) == {
+        "steps": 10,
+        "guidance_scale": 1.0,
+        "motion_guidance": 2.0,
+        "frames": 4,
+    }
+    with pytest.raises(SettingsError, match="unknown default setting"):
+        default_settings(tuned, {"sharpness": 3})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,12 +14,14 @@ from imageconductor.pipelines import read_model_info
 from imageconductor.pipelines.image_conductor import DEFAULT_HEIGHT, DEFAULT_NUM_FRAMES, DEFAULT_WIDTH
 
 __all__ = [
+    "GENERIC_DEFAULTS",
     "MAX_FRAMES",
     "MAX_STEPS",
     "MODE_CHOICES",
     "GenerationSettings",
     "SettingsError",
     "check_settings",
+    "default_settings",
     "native_video_size",
     "parse_mode_text",
 ]
@@ -35,6 +38,18 @@ class SettingsError(ValueError):
     """A setting that cannot be used; the message is shown in the page."""
 
 
+def _model_setting(pipe: Any, config_key: str, info_key: str | None) -> dict[str, Any]:
+    """``pipe.config[config_key]`` when set, else ``info_key`` of the model folder's
+    ``imageconductor_model.json`` (the whole file when ``info_key`` is None), else ``{}``."""
+    config = getattr(pipe, "config", None) or {}
+    value = config.get(config_key)
+    if value:
+        return dict(value)
+    folder = config.get("_name_or_path")
+    info = read_model_info(folder) if folder and Path(folder).is_dir() else {}
+    return dict(info if info_key is None else info.get(info_key) or {})
+
+
 def native_video_size(pipe: Any) -> tuple[int, int, int]:
     """``(num_frames, height, width)`` the loaded model was made for.
 
@@ -42,16 +57,33 @@ def native_video_size(pipe: Any) -> tuple[int, int, int]:
     when present, else from the ``imageconductor_model.json`` of the folder it was loaded from, else the
     released model's 16 x 256 x 384.
     """
-    config = getattr(pipe, "config", None) or {}
-    native = config.get("native_size")
-    if not native:
-        folder = config.get("_name_or_path")
-        native = read_model_info(folder) if folder and Path(folder).is_dir() else {}
+    native = _model_setting(pipe, "native_size", None)
     return (
         int(native.get("num_frames", DEFAULT_NUM_FRAMES)),
         int(native.get("height", DEFAULT_HEIGHT)),
         int(native.get("width", DEFAULT_WIDTH)),
     )
+
+
+#: Settings offered when the model recommends none (the released sampler's).
+GENERIC_DEFAULTS: dict[str, float] = {"steps": 25, "guidance_scale": 7.5, "motion_guidance": 1.0}
+
+
+def default_settings(pipe: Any, overrides: Mapping[str, float] | None = None) -> dict[str, float]:
+    """The settings the app starts with for ``pipe``: ``steps``, ``guidance_scale``, ``motion_guidance`` and
+    ``frames`` (the model's native frame count).
+
+    A model may recommend its own (pipeline config ``recommended_settings``, else ``recommended`` in its
+    ``imageconductor_model.json``) over :data:`GENERIC_DEFAULTS`; ``overrides`` (e.g. from the command
+    line) come last. Unknown names raise SettingsError.
+    """
+    settings: dict[str, float] = {**GENERIC_DEFAULTS, "frames": native_video_size(pipe)[0]}
+    for source in (_model_setting(pipe, "recommended_settings", "recommended"), dict(overrides or {})):
+        unknown = sorted(set(source) - set(settings))
+        if unknown:
+            raise SettingsError(f"unknown default setting(s) {unknown}; known: {sorted(settings)}")
+        settings.update(source)
+    return settings
 
 
 def parse_mode_text(text: str | None) -> AdapterSelection | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +30,14 @@ from imageconductor.app.settings import (
     MODE_CHOICES,
     SettingsError,
     check_settings,
+    default_settings,
     native_video_size,
 )
 from imageconductor.app.state import Drawing, DrawingError
 from imageconductor.trajectories import CAMERA_PRESETS, MAX_TRACKS
 
-__all__ = ["DEFAULT_STEPS", "PRESET_CHOICES", "build_app", "free_port", "launch_app"]
+__all__ = ["PRESET_CHOICES", "build_app", "free_port", "launch_app"]
 
-#: DDIM steps offered by default (the released sampler's).
-DEFAULT_STEPS = 25
 #: Camera presets offered in the menu (any ``+`` combination may be typed).
 PRESET_CHOICES = (
     *CAMERA_PRESETS,
@@ -86,6 +85,7 @@ def build_app(
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
     max_pixels: int = MAX_PIXELS,
     output_root: str | Path | None = None,
+    defaults: Mapping[str, float] | None = None,
     title: str = "Image Conductor",
 ) -> gr.Blocks:
     """The app as a ``gr.Blocks`` (queued, not launched) for an already loaded ``ImageConductorPipeline``.
@@ -93,9 +93,13 @@ def build_app(
     ``max_tracks`` caps the tracks a drawing may hold; ``max_queue`` the requests waiting for the model
     (the model itself runs one request at a time); ``max_upload_bytes`` / ``max_pixels`` the images
     accepted; outputs go to per-session folders under ``output_root`` (default: a new temporary folder,
-    available as ``app.output_root``).
+    available as ``app.output_root``). The settings start at the model's defaults
+    (:func:`~imageconductor.app.settings.default_settings`) with ``defaults`` over them (``steps``,
+    ``guidance_scale``, ``motion_guidance``, ``frames``).
     """
-    num_frames, height, width = native_video_size(pipeline)
+    _, height, width = native_video_size(pipeline)
+    start = default_settings(pipeline, defaults)
+    num_frames = int(start["frames"])
     scale = canvas_view.display_scale(width)
     files = SessionFiles(output_root)
     flags = CancelFlags()
@@ -189,12 +193,12 @@ def build_app(
         prompt: str,
         trajectories: str,
         mode: str = "auto",
-        steps: float = DEFAULT_STEPS,
+        steps: float = start["steps"],
         seed: float | None = -1,
         negative_prompt: str = "",
-        guidance_scale: float = 7.5,
+        guidance_scale: float = start["guidance_scale"],
         camera_free_guidance: float | None = 0.0,
-        motion_guidance: float = 1.0,
+        motion_guidance: float = start["motion_guidance"],
         frames: float = num_frames,
         gif: bool = False,
         drawing: Drawing | None = None,
@@ -328,11 +332,15 @@ def build_app(
                     info="auto: camera for camera-only tracks, else object; or type a blend like camera=1,object=0.5",
                     allow_custom_value=True,
                 )
-                steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_STEPS, step=1, label="Steps", elem_id="steps")
+                steps = gr.Slider(
+                    1, MAX_STEPS, value=int(start["steps"]), step=1, label="Steps", elem_id="steps"
+                )
                 frames = gr.Slider(2, MAX_FRAMES, value=num_frames, step=1, label="Frames")
-                guidance_scale = gr.Number(7.5, label="CFG scale (1 or less: off)")
+                guidance_scale = gr.Number(start["guidance_scale"], label="CFG scale (1 or less: off)")
                 camera_free = gr.Number(0.0, minimum=0, label="Camera-free guidance λ_traj (0: off)")
-                motion_guidance = gr.Number(1.0, minimum=0, label="Motion guidance (1: off)")
+                motion_guidance = gr.Number(
+                    start["motion_guidance"], minimum=0, label="Motion guidance (1: off)"
+                )
                 seed = gr.Number(-1, precision=0, label="Seed (-1: random)", elem_id="seed")
                 gif = gr.Checkbox(False, label="Also write GIFs")
                 with gr.Row():
