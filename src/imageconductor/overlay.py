@@ -91,7 +91,9 @@ def _draw_paths_fixed(
     # A dark under-stroke first keeps the coloured strokes readable on any background.
     for stroke, extra in ((OUTLINE, 2), (None, 0)):
         for fixed, color in zip(paths, colors, strict=True):
-            _draw_track(canvas, fixed, stroke or color, thickness + extra, (radius + extra // 2) * scale, shift)
+            _draw_track(
+                canvas, fixed, stroke or color, thickness + extra, (radius + extra // 2) * scale, shift
+            )
 
 
 #: Sub-pixel drawing: OpenCV takes fixed-point coordinates with this many fractional bits.
