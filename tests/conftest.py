@@ -57,3 +57,22 @@ def official_sampling_inputs(official_dir: Path, official_manifest: dict) -> dic
         "num_inference_steps": 2,
         "guidance_scale": official_manifest["sampling"]["guidance_scale"],
     }
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory):
+    """The web app on the embedded default model, served on a free loopback port for the test session.
+    Yields ``(app, pipeline)``; ``app.local_url`` is its address."""
+    from imageconductor.app import launch_app
+    from imageconductor.pipelines import default_model_path
+    from imageconductor.pipelines.image_conductor import ImageConductorPipeline
+
+    pipe = ImageConductorPipeline.from_pretrained(default_model_path())
+    pipe.set_progress_bar_config(disable=True)
+    app = launch_app(
+        pipe, port=0, block=False, quiet=True, output_root=tmp_path_factory.mktemp("app-outputs")
+    )
+    try:
+        yield app, pipe
+    finally:
+        app.close()

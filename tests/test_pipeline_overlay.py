@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imageconductor.overlay import draw_trajectories, side_by_side, track_colors
+from imageconductor.overlay import draw_paths, draw_trajectories, side_by_side, track_colors
 
 
 def _black(num_frames=6, height=48, width=64):
@@ -69,3 +69,21 @@ def test_bad_inputs_raise():
         draw_trajectories(np.zeros((2, 4, 4, 3), np.float32), [])
     with pytest.raises(ValueError, match="track 0"):
         draw_trajectories(_black(), [np.zeros((3, 3))])
+
+
+def test_draw_paths_draws_whole_tracks_in_the_given_colours():
+    image = _black(1)[0]
+    path = np.array([[5.0, 10.0], [25.0, 10.0], [45.0, 10.0]])
+    static = np.array([[50.0, 40.0]])
+    colors = [(255, 0, 0), (0, 0, 255)]
+    drawn = draw_paths(image, [path, static], thickness=1, colors=colors)
+    assert tuple(drawn[10, 45]) == colors[0]  # the dot at the end of the path
+    assert _has_colour(drawn[10, 15], colors[0])  # the first segment is drawn too
+    assert tuple(drawn[40, 50]) == colors[1]  # a one-point track is a dot
+    assert not drawn[30:36, 5:40].any()  # nothing away from the tracks
+    assert not image.any()
+    # draw_paths is the last frame of draw_trajectories with as many frames as the longest track.
+    frames = np.repeat(image[None], 3, axis=0)
+    assert np.array_equal(draw_trajectories(frames, [path, static], 1, colors)[-1], drawn)
+    with pytest.raises(ValueError, match="one colour per track"):
+        draw_paths(image, [path, static], colors=colors[:1])

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-__all__ = ["draw_trajectories", "side_by_side", "track_colors"]
+__all__ = ["draw_paths", "draw_trajectories", "side_by_side", "track_colors"]
 
 
 def track_colors(count: int) -> list[tuple[int, int, int]]:
@@ -56,45 +56,89 @@ def _check_frames(frames: np.ndarray) -> np.ndarray:
     return array
 
 
-def draw_trajectories(
-    frames: np.ndarray,
-    tracks: Sequence[np.ndarray],
-    thickness: int | None = None,
-) -> np.ndarray:
-    """Return a copy of ``frames`` with ``tracks`` drawn on them, progressively.
+def _check_colors(colors: Sequence[tuple[int, int, int]] | None, count: int) -> list[tuple[int, int, int]]:
+    if colors is None:
+        return track_colors(count)
+    if len(colors) != count:
+        raise ValueError(f"{count} tracks but {len(colors)} colours; expected one colour per track")
+    return [tuple(int(value) for value in color) for color in colors]
 
-    ``tracks`` holds one array per track shaped ``(T, 2)`` of ``(x, y)`` pixel positions, one per frame
-    (resample drawn tracks to the frame count first, e.g. with ``trajectories.resample_track``).
-    Shorter tracks stop at their last point. ``thickness`` defaults to ~1/128 of the frame diagonal.
-    """
-    video = _check_frames(frames).copy()
-    num_frames, height, width, _ = video.shape
-    if thickness is None:
-        thickness = max(1, round(np.hypot(height, width) / 128))
-    radius = thickness + 1
-    # Sub-pixel drawing: OpenCV takes fixed-point coordinates with `shift` fractional bits.
-    shift = 4
-    scale = 1 << shift
+
+def _fixed_point_tracks(tracks: Sequence[np.ndarray], scale: int) -> list[np.ndarray]:
     points = []
     for index, track in enumerate(tracks):
         array = np.asarray(track, dtype=np.float64)
         if array.ndim != 2 or array.shape[1] != 2 or len(array) == 0:
             raise ValueError(f"track {index} must be shaped (T, 2), got {array.shape}")
         points.append(np.round(array * scale).astype(np.int32))
-    colors = track_colors(len(points))
+    return points
+
+
+def _default_thickness(height: int, width: int) -> int:
+    return max(1, round(np.hypot(height, width) / 128))
+
+
+def _draw_paths_fixed(
+    canvas: np.ndarray,
+    paths: Sequence[np.ndarray],
+    colors: Sequence[tuple[int, int, int]],
+    thickness: int,
+    shift: int,
+) -> None:
+    """Draw fixed-point ``paths`` whole on ``canvas`` (in place), each over a dark under-stroke."""
+    radius = thickness + 1
+    scale = 1 << shift
+    # A dark under-stroke first keeps the coloured strokes readable on any background.
+    for stroke, extra in ((OUTLINE, 2), (None, 0)):
+        for fixed, color in zip(paths, colors, strict=True):
+            _draw_track(
+                canvas, fixed, stroke or color, thickness + extra, (radius + extra // 2) * scale, shift
+            )
+
+
+#: Sub-pixel drawing: OpenCV takes fixed-point coordinates with this many fractional bits.
+_SHIFT = 4
+
+
+def draw_paths(
+    image: np.ndarray,
+    tracks: Sequence[np.ndarray],
+    thickness: int | None = None,
+    colors: Sequence[tuple[int, int, int]] | None = None,
+) -> np.ndarray:
+    """Return a copy of ``image`` (uint8 ``(H, W, 3)``) with every track drawn whole: its path, an arrow on
+    its last segment and a dot at its end (a one-point track is a dot). Arguments as in
+    :func:`draw_trajectories`."""
+    canvas = _check_frames(np.asarray(image)[None])[0].copy()
+    height, width, _ = canvas.shape
+    paths = _fixed_point_tracks(tracks, 1 << _SHIFT)
+    line = _default_thickness(height, width) if thickness is None else thickness
+    _draw_paths_fixed(canvas, paths, _check_colors(colors, len(paths)), line, _SHIFT)
+    return canvas
+
+
+def draw_trajectories(
+    frames: np.ndarray,
+    tracks: Sequence[np.ndarray],
+    thickness: int | None = None,
+    colors: Sequence[tuple[int, int, int]] | None = None,
+) -> np.ndarray:
+    """Return a copy of ``frames`` with ``tracks`` drawn on them, progressively.
+
+    ``tracks`` holds one array per track shaped ``(T, 2)`` of ``(x, y)`` pixel positions, one per frame
+    (resample drawn tracks to the frame count first, e.g. with ``trajectories.resample_track``).
+    Shorter tracks stop at their last point. ``thickness`` defaults to ~1/128 of the frame diagonal.
+    ``colors`` gives one RGB colour per track (default: ``track_colors(len(tracks))``).
+    """
+    video = _check_frames(frames).copy()
+    num_frames, height, width, _ = video.shape
+    line = _default_thickness(height, width) if thickness is None else thickness
+    points = _fixed_point_tracks(tracks, 1 << _SHIFT)
+    palette = _check_colors(colors, len(points))
     for frame_index in range(num_frames):
         canvas = np.ascontiguousarray(video[frame_index])
-        # A dark under-stroke first keeps the coloured strokes readable on any background.
-        for stroke, extra in ((OUTLINE, 2), (None, 0)):
-            for fixed, color in zip(points, colors, strict=True):
-                _draw_track(
-                    canvas,
-                    fixed[: min(frame_index, len(fixed) - 1) + 1],
-                    stroke or color,
-                    thickness + extra,
-                    (radius + extra // 2) * scale,
-                    shift,
-                )
+        shown = [fixed[: min(frame_index, len(fixed) - 1) + 1] for fixed in points]
+        _draw_paths_fixed(canvas, shown, palette, line, _SHIFT)
         video[frame_index] = canvas
     return video
 

@@ -3,6 +3,7 @@ trajectories drawn over the generated frames."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,17 +34,19 @@ def write_generation_outputs(
     fps: float = 8.0,
     gif: bool = False,
     with_side_by_side: bool = True,
+    colors: Sequence[tuple[int, int, int]] | None = None,
 ) -> dict[str, Path]:
     """Write ``frames`` (``(F, H, W, 3)`` uint8) as ``out`` (MP4), optionally a GIF, and the side-by-side
-    video (generated | generated with ``trajectories`` drawn, tracks resampled to the frame count).
-    Returns the written files by the names of `output_paths`."""
+    video (generated | generated with ``trajectories`` drawn in ``colors``, tracks resampled to the frame
+    count; ``trajectories`` in the frames' pixels). Returns the written files by the names of
+    `output_paths`."""
     paths = output_paths(out)
     written = {"mp4": write_mp4(frames, paths["mp4"], fps=fps)}
     if gif:
         written["gif"] = write_gif(frames, paths["gif"], fps=fps)
     if with_side_by_side:
         tracks = [np.asarray(resample_track(track, len(frames))) for track in trajectories.tracks]
-        panel = side_by_side(frames, draw_trajectories(frames, tracks))
+        panel = side_by_side(frames, draw_trajectories(frames, tracks, colors=colors))
         written["side_by_side"] = write_mp4(panel, paths["side_by_side"], fps=fps)
         if gif:
             written["side_by_side_gif"] = write_gif(panel, paths["side_by_side_gif"], fps=fps)

@@ -12,13 +12,13 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from imageconductor.cli import curate, evaluate, generate, train, trajectories
+from imageconductor.cli import app, curate, evaluate, generate, train, trajectories
 from imageconductor.cli.common import CLIError
 
 __all__ = ["build_parser", "main"]
 
 #: The command modules, in the order ``--help`` lists them.
-COMMANDS = (generate, trajectories, curate, train, evaluate)
+COMMANDS = (generate, app, trajectories, curate, train, evaluate)
 
 
 def package_version() -> str:

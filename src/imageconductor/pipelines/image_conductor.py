@@ -36,6 +36,7 @@ from imageconductor.trajectories import FlowEncoding, flow_condition, load_traje
 __all__ = [
     "ImageConductorPipeline",
     "ImageConductorPipelineOutput",
+    "center_crop_resize",
     "load_trajectory_set",
     "output_to_uint8",
     "prepare_first_frame",
@@ -69,6 +70,14 @@ def _center_crop_box(in_width: int, in_height: int, width: int, height: int) -> 
     return left, top, left + crop_width, top + crop_height
 
 
+def center_crop_resize(image: PIL.Image.Image, height: int, width: int) -> PIL.Image.Image:
+    """``image`` as RGB, centre-cropped to the aspect ratio ``width / height`` and resized to ``width x height``
+    (bilinear): the model frame the pipeline encodes, pixel for pixel, for a PIL or uint8 first frame."""
+    rgb = image.convert("RGB")
+    rgb = rgb.crop(_center_crop_box(rgb.width, rgb.height, width, height))
+    return rgb.resize((width, height), PIL.Image.BILINEAR)
+
+
 def prepare_first_frame(image: ImageInput, height: int, width: int) -> torch.Tensor:
     """Centre-crop ``image`` to the aspect ratio ``width / height``, resize it and map it to [-1, 1].
 
@@ -77,9 +86,7 @@ def prepare_first_frame(image: ImageInput, height: int, width: int) -> torch.Ten
     """
     if isinstance(image, PIL.Image.Image) or (isinstance(image, np.ndarray) and image.dtype == np.uint8):
         pil = image if isinstance(image, PIL.Image.Image) else _uint8_array_to_pil(image)
-        pil = pil.convert("RGB")
-        pil = pil.crop(_center_crop_box(pil.width, pil.height, width, height))
-        pil = pil.resize((width, height), PIL.Image.BILINEAR)
+        pil = center_crop_resize(pil, height, width)
         pixels = torch.from_numpy(np.asarray(pil, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
         return pixels * 2.0 - 1.0
     tensor = torch.as_tensor(image, dtype=torch.float32)
