@@ -260,7 +260,7 @@ def test_mode_text_and_settings_are_checked():
     assert parse_mode_text("camera=1,object=0.5") == {"camera": 1.0, "object": 0.5}
     for bad, message in (
         ("wobble", "use auto"),
-        ("camera=x", "not a number"),
+        ("camera=x", "must be a number"),
         ("person=1", "unknown adapter"),
     ):
         with pytest.raises(SettingsError, match=message):
