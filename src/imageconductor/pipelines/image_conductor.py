@@ -30,6 +30,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 from imageconductor.conditioning import image_condition
 from imageconductor.guidance import AdapterSelection, normalize_mode, plan_guidance
 from imageconductor.models import load_official_components, predict_noise, vae_scale_factor
+from imageconductor.pipelines.hub import RELEASED_REPO_ID, SD15_REPO_ID, fetch_official_files
 from imageconductor.pipelines.settings import MODEL_SETTING_NAMES, VideoSize, read_model_index
 from imageconductor.trajectories import FlowEncoding, flow_condition, load_trajectories
 
@@ -209,7 +210,38 @@ class ImageConductorPipeline(DiffusionPipeline):
             flow_controlnet_path=flow_controlnet_path,
             torch_dtype=torch_dtype,
         )
-        return cls(**{field.name: getattr(components, field.name) for field in fields(components)})
+        pipe = cls(**{field.name: getattr(components, field.name) for field in fields(components)})
+        pipe._sd15_folder = Path(pretrained_model_path)
+        return pipe
+
+    @classmethod
+    def from_hub(
+        cls,
+        repo_id: str = RELEASED_REPO_ID,
+        base_model_id: str = SD15_REPO_ID,
+        revision: str | None = None,
+        cache_dir: PathLike | None = None,
+        local_files_only: bool = False,
+        torch_dtype: torch.dtype | None = None,
+    ) -> ImageConductorPipeline:
+        """The released model from the Hugging Face Hub, fetched once into the standard cache.
+
+        Only the files the model needs are fetched (see `imageconductor.pipelines.hub`): the three released
+        checkpoints of ``repo_id`` at ``revision`` and the configs, VAE, text encoder and tokenizer of
+        ``base_model_id``; then :meth:`from_official` loads them. Offline (``local_files_only=True`` or
+        ``HF_HUB_OFFLINE=1``) only the cache is read. Raises `imageconductor.pipelines.HubWeightsError`
+        (one line naming the repository and what to do) when the files cannot be had.
+        """
+        files = fetch_official_files(repo_id, base_model_id, revision, cache_dir, local_files_only)
+        pipe = cls.from_official(
+            files.pretrained_model_path,
+            unet_path=files.unet_path,
+            image_controlnet_path=files.image_controlnet_path,
+            flow_controlnet_path=files.flow_controlnet_path,
+            torch_dtype=torch_dtype or torch.float32,
+        )
+        pipe._hub_source = {"repo_id": repo_id, "revision": revision, "cache_dir": cache_dir}
+        return pipe
 
     @classmethod
     def from_pretrained(
@@ -325,13 +357,18 @@ class ImageConductorPipeline(DiffusionPipeline):
         """The video size this model renders when none is asked for (its ``native_size`` setting)."""
         return VideoSize.native(self.config)
 
-    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
-        """Decode latents ``(B, 4, F, h, w)`` frame by frame to a video ``(B, 3, F, H, W)`` in [0, 1]."""
+    def decode_latents(self, latents: torch.Tensor, chunk_size: int = 1) -> torch.Tensor:
+        """Decode latents ``(B, 4, F, h, w)`` to a video ``(B, 3, F, H, W)`` in [0, 1], ``chunk_size`` frames
+        per VAE call (1: frame by frame, the least memory; larger: fewer, bigger calls)."""
+        _check_chunk_size(chunk_size)
         batch, _, num_frames, _, _ = latents.shape
         flat = (latents / self.vae.config.scaling_factor).permute(0, 2, 1, 3, 4).flatten(0, 1)
         flat = flat.to(dtype=self.vae.dtype)
         frames = torch.cat(
-            [self.vae.decode(flat[index : index + 1]).sample for index in range(flat.shape[0])]
+            [
+                self.vae.decode(flat[start : start + chunk_size]).sample
+                for start in range(0, flat.shape[0], chunk_size)
+            ]
         )
         video = frames.unflatten(0, (batch, num_frames)).permute(0, 2, 1, 3, 4)
         return (video / 2 + 0.5).clamp(0, 1).float()
@@ -479,6 +516,7 @@ class ImageConductorPipeline(DiffusionPipeline):
         image_latents: torch.Tensor | None = None,
         flow_condition: torch.Tensor | None = None,
         output_type: str = "pil",
+        decode_chunk_size: int = 1,
         return_dict: bool = True,
         callback_on_step_end: Callable[[DiffusionPipeline, int, int, dict], dict] | None = None,
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
@@ -511,6 +549,7 @@ class ImageConductorPipeline(DiffusionPipeline):
             eta: DDIM η. generator: torch generator(s) for the noise and the VAE sample.
             latents: initial noise ``(B, C, num_frames, height / f, width / f)``, ``f`` the VAE's scale factor.
             output_type: ``"pil"``, ``"np"``, ``"pt"`` (``(B, 3, F, H, W)`` in [0, 1]) or ``"latent"``.
+            decode_chunk_size: frames per VAE decoder call (1 = frame by frame, the least memory).
             return_dict: return :class:`ImageConductorPipelineOutput` (else a tuple ``(frames,)``).
             callback_on_step_end: ``fn(pipe, step, timestep, callback_kwargs) -> dict`` after every step, with
                 the tensors named in ``callback_on_step_end_tensor_inputs``; a returned ``"latents"``
@@ -530,6 +569,7 @@ class ImageConductorPipeline(DiffusionPipeline):
             output_type,
             callback_on_step_end_tensor_inputs,
         )
+        _check_chunk_size(decode_chunk_size)
         num_frames, height, width = self._resolve_sizes(
             num_frames, height, width, latents, image_latents, flow_condition
         )
@@ -652,7 +692,7 @@ class ImageConductorPipeline(DiffusionPipeline):
         if output_type == "latent":
             frames: Any = latents
         else:
-            video = self.decode_latents(latents)
+            video = self.decode_latents(latents, decode_chunk_size)
             frames = _format_video(video, output_type)
         self.maybe_free_model_hooks()
         if not return_dict:
@@ -673,6 +713,11 @@ def load_trajectory_set(trajectories: Any, width: int, height: int) -> Any:
     if tuple(trajectory_set.image_size) != (width, height):
         trajectory_set = trajectory_set.rescaled(width, height)
     return trajectory_set
+
+
+def _check_chunk_size(chunk_size: Any) -> None:
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"decode_chunk_size must be a positive integer, got {chunk_size!r}")
 
 
 def _stack_rows(tensor: torch.Tensor, num_rows: int) -> torch.Tensor:
