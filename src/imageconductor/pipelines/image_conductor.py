@@ -30,7 +30,22 @@ from transformers import CLIPTextModel, CLIPTokenizer
 from imageconductor.conditioning import image_condition
 from imageconductor.guidance import AdapterSelection, normalize_mode, plan_guidance
 from imageconductor.models import load_official_components, predict_noise, vae_scale_factor
-from imageconductor.pipelines.hub import RELEASED_REPO_ID, SD15_REPO_ID, fetch_official_files
+from imageconductor.models.adapters_personal import (
+    DEFAULT_LORA_SCALE,
+    fuse_loras,
+    load_lora,
+    lora_scales,
+    remove_lora,
+    set_lora_scales,
+)
+from imageconductor.models.personalize import load_personalized_checkpoint
+from imageconductor.pipelines.hub import (
+    PERSONALIZED_FILES,
+    RELEASED_REPO_ID,
+    SD15_REPO_ID,
+    fetch_official_files,
+    fetch_personalized_file,
+)
 from imageconductor.pipelines.settings import MODEL_SETTING_NAMES, VideoSize, read_model_index
 from imageconductor.trajectories import FlowEncoding, flow_condition, load_trajectories
 
@@ -299,6 +314,61 @@ class ImageConductorPipeline(DiffusionPipeline):
         pipe = cls(**components)
         pipe.register_to_config(_name_or_path=str(folder))
         return pipe
+
+    # ------------------------------------------------------------------ personalised weights
+    def _personal_file(self, name_or_path: PathLike) -> Path:
+        """A local file, or a released personalised model's name fetched from the Hub (see
+        `imageconductor.pipelines.hub.PERSONALIZED_FILES`) into the cache ``from_hub`` used."""
+        path = Path(name_or_path)
+        if path.exists() or str(name_or_path) not in PERSONALIZED_FILES:
+            return path
+        return fetch_personalized_file(str(name_or_path), **getattr(self, "_hub_source", {}))
+
+    def load_personalized(self, checkpoint: PathLike, sd15_folder: PathLike | None = None) -> None:
+        """Replace the SD1.5 layers of the UNet (motion modules stay), the VAE and the text encoder by a
+        DreamBooth single-file ``.safetensors`` checkpoint (or ``"helloobjects_V12c"`` from the Hub).
+
+        ``sd15_folder``: the SD1.5 diffusers folder whose configs describe the checkpoint (default: the one
+        ``from_official`` / ``from_hub`` loaded). Remove LoRAs first.
+        """
+        folder = sd15_folder or getattr(self, "_sd15_folder", None)
+        if folder is None:
+            raise ValueError(
+                "load_personalized needs sd15_folder (the SD1.5 diffusers folder of its configs)"
+            )
+        load_personalized_checkpoint(
+            self._personal_file(checkpoint), folder, self.unet, vae=self.vae, text_encoder=self.text_encoder
+        )
+
+    def load_lora(
+        self, lora: PathLike, adapter_name: str | None = None, scale: float = DEFAULT_LORA_SCALE
+    ) -> str:
+        """Load a personalised LoRA (``.safetensors``, kohya/A1111 or diffusers keys, or ``"TUSUN"`` from the
+        Hub) as the peft adapter ``adapter_name`` (default: the file's stem) at ``scale``, on the UNet and
+        the text encoder; the motion ControlNet's ``camera`` / ``object`` adapters are untouched. Loading a
+        name again replaces it. Returns the adapter name."""
+        placement = [(model, model.device, model.dtype) for model in (self.unet, self.text_encoder)]
+        name = load_lora(self._personal_file(lora), self.unet, self.text_encoder, adapter_name, scale)
+        for model, device, dtype in placement:
+            torch.nn.Module.to(model, device=device, dtype=dtype)
+        return name
+
+    def set_lora_scales(self, scales: dict[str, float]) -> None:
+        """Rescale loaded LoRAs (``0`` switches one off); LoRAs not named keep their scale."""
+        set_lora_scales(scales, self.unet, self.text_encoder)
+
+    def remove_lora(self, adapter_name: str | None = None) -> None:
+        """Remove one LoRA (``None``: all); with none left every base weight is as before, bit for bit."""
+        remove_lora(adapter_name, self.unet, self.text_encoder)
+
+    def fuse_lora(self) -> None:
+        """Merge the loaded LoRAs into the weights as the released app does (``W += scale · up @ down``)."""
+        fuse_loras(self.unet, self.text_encoder)
+
+    @property
+    def lora_scales(self) -> dict[str, float]:
+        """The loaded personalised LoRAs and their scales."""
+        return {**lora_scales(self.text_encoder), **lora_scales(self.unet)}
 
     # ------------------------------------------------------------------ inputs
     def encode_prompt(
