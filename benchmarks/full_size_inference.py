@@ -3,7 +3,9 @@
 The networks are built from the real configs (Stable Diffusion 1.5's UNet, VAE and CLIP text encoder,
 the released motion modules and both ControlNets, the flow ControlNet with two rank-64 LoRA adapters)
 with random weights: nothing is downloaded. Each dtype runs in a fresh process, so its peak resident
-memory (``ru_maxrss``) is its own; the table also shows `estimate_request_memory`'s figure.
+memory is its own: the table gives the resident memory once the networks are built and its peak while
+sampling and decoding (Linux ``VmHWM``, reset after building), next to `estimate_request_memory`'s total
+and activation figures.
 
     python benchmarks/full_size_inference.py                       # 16 x 256 x 384, 2 steps, fp32 + bf16
     python benchmarks/full_size_inference.py --frames 4 --steps 1  # quicker
@@ -12,8 +14,8 @@ memory (``ru_maxrss``) is its own; the table also shows `estimate_request_memory
 from __future__ import annotations
 
 import argparse
+import gc
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -124,8 +126,28 @@ def build_pipeline(dtype: torch.dtype):
     return pipe
 
 
+def reset_peak_rss() -> int:
+    """Reset the process's peak resident memory (Linux ``clear_refs`` 5); return the current one in bytes."""
+    gc.collect()
+    Path("/proc/self/clear_refs").write_text("5")
+    return _status_kib("VmRSS") * 1024
+
+
+def peak_rss() -> int:
+    """Peak resident memory since the last `reset_peak_rss`, in bytes."""
+    return _status_kib("VmHWM") * 1024
+
+
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise OSError(f"no {field} in /proc/self/status")
+
+
 def measure(dtype_name: str, frames: int, height: int, width: int, steps: int, chunk: int) -> dict:
-    """One run in this process: seconds per step, decode seconds, peak resident memory."""
+    """One run in this process: seconds per step, decode seconds, resident memory after building the
+    networks and its peak while sampling and decoding."""
     from imageconductor.pipelines.memory import estimate_request_memory
 
     dtype = getattr(torch, dtype_name)
@@ -144,6 +166,7 @@ def measure(dtype_name: str, frames: int, height: int, width: int, steps: int, c
         stamps.append(time.perf_counter())
         return kwargs
 
+    resident = reset_peak_rss()
     begin = time.perf_counter()
     pipe(
         prompt_embeds=torch.randn(1, 77, 768, generator=generator),
@@ -166,8 +189,10 @@ def measure(dtype_name: str, frames: int, height: int, width: int, steps: int, c
         "first_step_s": stamps[0] - begin,
         "step_s": (stamps[-1] - begin) / len(stamps),
         "decode_s": end - stamps[-1],
-        "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1024**3,
+        "resident_gib": resident / 1024**3,
+        "peak_gib": peak_rss() / 1024**3,
         "estimate_gib": estimate.total / 1024**3,
+        "estimate_activations_gib": estimate.activations / 1024**3,
         "parameters": sum(counts.values()),
     }
 
@@ -193,8 +218,11 @@ def main() -> None:
         f"{args.frames} x {args.height} x {args.width}, {args.steps} DDIM steps, decode chunk "
         f"{args.decode_chunk_size}"
     )
-    print("| dtype | parameters | build s | s / step | VAE decode s | peak RSS GiB | estimate GiB |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| dtype | parameters | s / step | VAE decode s | resident after build GiB | peak while sampling GiB "
+        "| estimate GiB | peak - resident GiB | estimated activations GiB |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for dtype_name in args.dtypes:
         command = [
             sys.executable,
