@@ -25,7 +25,7 @@ REQUESTS = ((16, 256, 384, 2), (16, 256, 384, 3), (8, 512, 768, 2))
 
 
 def measure(frames: int, height: int, width: int, rows: int) -> dict:
-    """Load the fixture pipeline and run one 1-step request; peak minus baseline and the estimate."""
+    """Load the fixture pipeline and run one 1-step request; the activations measured and estimated."""
     import torch
 
     from imageconductor.pipelines import ImageConductorPipeline
@@ -75,7 +75,7 @@ def main() -> None:
         print(json.dumps(measure(*args.one)))
         return
     print(
-        "| request (frames x H x W, rows) | measured peak - baseline MiB | estimate MiB | measured / estimate |"
+        "| request (frames x H x W, rows) | measured activations MiB | estimated activations MiB | ratio |"
     )
     print("|---|---|---|---|")
     for request in REQUESTS:
