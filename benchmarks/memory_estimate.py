@@ -74,9 +74,7 @@ def main() -> None:
     if args.one:
         print(json.dumps(measure(*args.one)))
         return
-    print(
-        "| request (frames x H x W, rows) | measured activations MiB | estimated activations MiB | ratio |"
-    )
+    print("| request (frames x H x W, rows) | measured activations MiB | estimated activations MiB | ratio |")
     print("|---|---|---|---|")
     for request in REQUESTS:
         command = [sys.executable, __file__, "--one", *map(str, request)]
