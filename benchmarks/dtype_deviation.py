@@ -9,48 +9,19 @@ prints ``max |latents_dtype - latents_fp32| / max |latents_fp32|`` of the final 
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
-from imageconductor.pipelines import ImageConductorPipeline
-
-FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "official_tiny"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from official_tiny import load_official_tiny, official_tiny_sampling_inputs  # noqa: E402
 
 
-def sampling_inputs(fixture: Path = FIXTURE) -> dict:
-    """The fixture's golden-run inputs with two DDIM steps (as ``tests/conftest.py`` builds them)."""
-    manifest = json.loads((fixture / "manifest.json").read_text())
-    step = load_file(fixture / "single_step.safetensors")
-    sampling = load_file(fixture / "sampling.safetensors")
-    size = manifest["size"]
-    return {
-        "prompt": manifest["prompt"],
-        "image_latents": step["image_latents"],
-        "flow_condition": step["flow_condition"],
-        "latents": sampling["object.initial_latents"],
-        "num_frames": size["L"],
-        "height": size["H"],
-        "width": size["W"],
-        "num_inference_steps": 2,
-        "guidance_scale": manifest["sampling"]["guidance_scale"],
-    }
-
-
-def final_latents(dtype: torch.dtype, fixture: Path = FIXTURE) -> torch.Tensor:
+def final_latents(dtype: torch.dtype) -> torch.Tensor:
     """The fixture's two-step latents with every network in ``dtype``, as float32."""
-    weights = fixture / "official-weights"
-    pipe = ImageConductorPipeline.from_official(
-        fixture / "sd15-tiny",
-        unet_path=weights / "unet.ckpt",
-        image_controlnet_path=weights / "image_controlnet.ckpt",
-        flow_controlnet_path=weights / "flow_controlnet.ckpt",
-        torch_dtype=dtype,
-    )
-    pipe.set_progress_bar_config(disable=True)
-    return pipe(**sampling_inputs(fixture), output_type="latent").frames.float()
+    pipe = load_official_tiny(dtype)
+    return pipe(**official_tiny_sampling_inputs(steps=2), output_type="latent").frames.float()
 
 
 def relative_deviation(ours: torch.Tensor, reference: torch.Tensor) -> float:

@@ -19,7 +19,9 @@ from pathlib import Path
 
 from full_size_inference import peak_rss, reset_peak_rss
 
-FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "official_tiny"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from official_tiny import OFFICIAL_TINY, load_official_tiny  # noqa: E402
+
 #: (frames, height, width, guidance rows: 2 = CFG, 3 = camera-free guidance)
 REQUESTS = ((16, 256, 384, 2), (16, 256, 384, 3), (8, 512, 768, 2))
 
@@ -28,17 +30,9 @@ def measure(frames: int, height: int, width: int, rows: int) -> dict:
     """Load the fixture pipeline and run one 1-step request; the activations measured and estimated."""
     import torch
 
-    from imageconductor.pipelines import ImageConductorPipeline
     from imageconductor.pipelines.memory import estimate_request_memory, official_parameter_counts
 
-    weights = FIXTURE / "official-weights"
-    pipe = ImageConductorPipeline.from_official(
-        FIXTURE / "sd15-tiny",
-        unet_path=weights / "unet.ckpt",
-        image_controlnet_path=weights / "image_controlnet.ckpt",
-        flow_controlnet_path=weights / "flow_controlnet.ckpt",
-    )
-    pipe.set_progress_bar_config(disable=True)
+    pipe = load_official_tiny()
     generator = torch.Generator().manual_seed(0)
     warm_up = {"num_frames": 2, "height": 64, "width": 96, "num_inference_steps": 1, "output_type": "pt"}
     pipe(prompt="a rose", image=torch.rand(3, 64, 96), trajectories=[[[10, 10], [20, 20]]], **warm_up)
@@ -54,7 +48,7 @@ def measure(frames: int, height: int, width: int, rows: int) -> dict:
     )
     peak = peak_rss()
     estimate = estimate_request_memory(
-        official_parameter_counts(FIXTURE / "sd15-tiny"),
+        official_parameter_counts(OFFICIAL_TINY / "sd15-tiny"),
         pipe.unet.config,
         pipe.vae.config,
         frames,

@@ -2,57 +2,38 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
 from huggingface_hub import constants
+from PIL import Image
 
 from imageconductor.cli import main
 from imageconductor.cli.common import lora_argument
 from imageconductor.pipelines import ImageConductorPipeline, memory
+from test_cli_generate import _base_args
 
 
-def _generate_args(official_dir: Path, tmp_path: Path, *extra: str, official: bool = True) -> list[str]:
-    weights = official_dir / "official-weights"
-    size = json.loads((official_dir / "manifest.json").read_text())["size"]
-    files = [
-        "--pretrained-model-path",
-        str(official_dir / "sd15-tiny"),
-        "--unet",
-        str(weights / "unet.ckpt"),
-        "--image-controlnet",
-        str(weights / "image_controlnet.ckpt"),
-        "--flow-controlnet",
-        str(weights / "flow_controlnet.ckpt"),
-    ]
-    image = tmp_path / "frame.png"
-    if not image.exists():
-        from PIL import Image
+@pytest.fixture(scope="module")
+def first_frame(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("weights_cli") / "frame.png"
+    Image.new("RGB", (120, 80), (120, 30, 200)).save(path)
+    return path
 
-        Image.new("RGB", (size["W"], size["H"]), (120, 30, 200)).save(image)
-    return [
-        "generate",
-        "--image",
-        str(image),
-        "--prompt",
-        "a rose",
-        "--trajectories",
-        str(official_dir / "trajectories" / "model_step.json"),
-        "--out",
-        str(tmp_path / "clip.mp4"),
-        "--num-frames",
-        str(size["L"]),
-        "--height",
-        str(size["H"]),
-        "--width",
-        str(size["W"]),
-        "--steps",
-        "1",
-        *(files if official else []),
-        *extra,
-    ]
+
+_OFFICIAL_FLAGS = ("--pretrained-model-path", "--unet", "--image-controlnet", "--flow-controlnet")
+
+
+def _generate_args(
+    official_dir, official_manifest, first_frame, tmp_path, *extra, official=True
+) -> list[str]:
+    """``generate`` on the official-tiny files (without them when ``official`` is false) plus ``extra``."""
+    args = _base_args(official_dir, official_manifest, first_frame, tmp_path / "clip.mp4")
+    if not official:
+        drop = {index + shift for index, arg in enumerate(args) if arg in _OFFICIAL_FLAGS for shift in (0, 1)}
+        args = [arg for index, arg in enumerate(args) if index not in drop]
+    return [*args, *extra]
 
 
 @pytest.fixture()
@@ -72,7 +53,9 @@ def _one_error_line(capsys) -> str:
     return lines[-1]
 
 
-def test_memory_estimate_refuses_before_loading(official_dir, tmp_path, capsys, monkeypatch, no_loading):
+def test_memory_estimate_refuses_before_loading(
+    official_dir, official_manifest, first_frame, tmp_path, capsys, monkeypatch, no_loading
+):
     seen = {}
 
     def tiny_memory(device):
@@ -80,17 +63,21 @@ def test_memory_estimate_refuses_before_loading(official_dir, tmp_path, capsys, 
         return 2 * 1024**2
 
     monkeypatch.setattr(memory, "available_memory", tiny_memory)
-    assert main(_generate_args(official_dir, tmp_path, "--device", "cpu")) == 2
+    assert (
+        main(_generate_args(official_dir, official_manifest, first_frame, tmp_path, "--device", "cpu")) == 2
+    )
     line = _one_error_line(capsys)
     assert "needs about" in line and "but 0.0 GiB is free" in line, line
     assert seen["device"] == torch.device("cpu")
 
 
 def test_memory_estimate_lets_a_fitting_request_through(
-    official_dir, tmp_path, capsys, monkeypatch, no_loading
+    official_dir, official_manifest, first_frame, tmp_path, capsys, monkeypatch, no_loading
 ):
     monkeypatch.setattr(memory, "available_memory", lambda device: 64 * 1024**3)
-    assert main(_generate_args(official_dir, tmp_path, "--device", "cpu")) == 2
+    assert (
+        main(_generate_args(official_dir, official_manifest, first_frame, tmp_path, "--device", "cpu")) == 2
+    )
     assert _one_error_line(capsys).endswith("cannot load weights: loading reached")
 
 
@@ -104,30 +91,59 @@ def test_memory_estimate_lets_a_fitting_request_through(
         (("--device", "cpu", "--offload"), "--offload"),
     ],
 )
-def test_unavailable_device_is_refused_first(official_dir, tmp_path, capsys, no_loading, options, expected):
-    assert main(_generate_args(official_dir, tmp_path, *options)) == 2
+def test_unavailable_device_is_refused_first(
+    official_dir, official_manifest, first_frame, tmp_path, capsys, no_loading, options, expected
+):
+    assert main(_generate_args(official_dir, official_manifest, first_frame, tmp_path, *options)) == 2
     assert expected in _one_error_line(capsys)
 
 
-def test_from_hub_offline_without_cache_is_one_line(official_dir, tmp_path, capsys, monkeypatch, no_loading):
+def test_from_hub_offline_without_cache_is_one_line(
+    official_dir, official_manifest, first_frame, tmp_path, capsys, monkeypatch, no_loading
+):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
-    assert main(_generate_args(official_dir, tmp_path, "--from-hub", official=False)) == 2
+    assert (
+        main(
+            _generate_args(
+                official_dir, official_manifest, first_frame, tmp_path, "--from-hub", official=False
+            )
+        )
+        == 2
+    )
     line = _one_error_line(capsys)
     assert "TencentARC/ImageConductor" in line and "offline" in line and "internet access" in line
 
 
-def test_from_hub_excludes_other_weight_options(official_dir, tmp_path, capsys, no_loading):
-    assert main(_generate_args(official_dir, tmp_path, "--from-hub")) == 2
+def test_from_hub_excludes_other_weight_options(
+    official_dir, official_manifest, first_frame, tmp_path, capsys, no_loading
+):
+    assert main(_generate_args(official_dir, official_manifest, first_frame, tmp_path, "--from-hub")) == 2
     assert "pass one of --from-hub" in _one_error_line(capsys)
 
 
-def test_lora_must_be_safetensors(official_dir, tmp_path, capsys, monkeypatch):
+def test_lora_must_be_safetensors(
+    official_dir, official_manifest, first_frame, tmp_path, capsys, monkeypatch
+):
     monkeypatch.setattr(memory, "available_memory", lambda device: 64 * 1024**3)
     pickled = tmp_path / "style.ckpt"
     torch.save({"x": torch.zeros(1)}, pickled)
-    assert main(_generate_args(official_dir, tmp_path, "--device", "cpu", "--lora", f"{pickled}:0.5")) == 2
+    assert (
+        main(
+            _generate_args(
+                official_dir,
+                official_manifest,
+                first_frame,
+                tmp_path,
+                "--device",
+                "cpu",
+                "--lora",
+                f"{pickled}:0.5",
+            )
+        )
+        == 2
+    )
     assert "must be a .safetensors file" in _one_error_line(capsys)
 
 

@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import save_file
-from transformers import CLIPTextModel
 
-from imageconductor.models import CheckpointError, load_official_unet
+from imageconductor.models import CheckpointError
 from imageconductor.models.adapters_personal import (
     fuse_loras,
     load_lora,
@@ -19,30 +18,24 @@ from imageconductor.models.adapters_personal import (
 )
 
 
-@pytest.fixture()
-def unet(official_dir: Path):
-    return load_official_unet(official_dir / "sd15-tiny", official_dir / "official-weights" / "unet.ckpt")
-
-
-@pytest.fixture()
-def text_encoder(official_dir: Path):
-    return CLIPTextModel.from_pretrained(official_dir / "sd15-tiny" / "text_encoder", local_files_only=True)
-
-
-def _encoder(text_encoder):
-    return text_encoder.text_model.encoder if hasattr(text_encoder, "text_model") else text_encoder.encoder
+def _encoder(official_text_encoder):
+    return (
+        official_text_encoder.text_model.encoder
+        if hasattr(official_text_encoder, "text_model")
+        else official_text_encoder.encoder
+    )
 
 
 def write_kohya_lora(
-    path: Path, unet, text_encoder, rank: int = 2
+    path: Path, official_unet, official_text_encoder, rank: int = 2
 ) -> dict[str, tuple[torch.nn.Module, torch.Tensor]]:
     """A kohya-style LoRA on three layers; returns each layer and its delta ``up @ down`` (file alphas are 1,
     which the released rule ignores)."""
-    attention = unet.down_blocks[0].attentions[0].transformer_blocks[0].attn1
+    attention = official_unet.down_blocks[0].attentions[0].transformer_blocks[0].attn1
     targets = {
-        "lora_unet_down_blocks_0_attentions_0_proj_in": unet.down_blocks[0].attentions[0].proj_in,
+        "lora_unet_down_blocks_0_attentions_0_proj_in": official_unet.down_blocks[0].attentions[0].proj_in,
         "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q": attention.to_q,
-        "lora_te_text_model_encoder_layers_0_self_attn_q_proj": _encoder(text_encoder)
+        "lora_te_text_model_encoder_layers_0_self_attn_q_proj": _encoder(official_text_encoder)
         .layers[0]
         .self_attn.q_proj,
     }
@@ -59,9 +52,11 @@ def write_kohya_lora(
     return deltas
 
 
-def write_diffusers_lora(path: Path, unet, rank: int = 3) -> dict[str, tuple[torch.nn.Module, torch.Tensor]]:
+def write_diffusers_lora(
+    path: Path, official_unet, rank: int = 3
+) -> dict[str, tuple[torch.nn.Module, torch.Tensor]]:
     """A diffusers-format LoRA (``unet.<module>.lora_A/B.weight``) on the same ``to_q`` and on ``to_k``."""
-    attention = unet.down_blocks[0].attentions[0].transformer_blocks[0].attn1
+    attention = official_unet.down_blocks[0].attentions[0].transformer_blocks[0].attn1
     prefix = "down_blocks.0.attentions.0.transformer_blocks.0.attn1"
     state, deltas = {}, {}
     for name in ("to_q", "to_k"):
@@ -78,18 +73,28 @@ def _snapshot(model) -> dict[str, torch.Tensor]:
     return {key: value.clone() for key, value in model.state_dict().items()}
 
 
-def test_adapters_add_scaled_deltas_rescale_and_remove_bit_identically(unet, text_encoder, tmp_path):
+def test_adapters_add_scaled_deltas_rescale_and_remove_bit_identically(
+    official_unet, official_text_encoder, tmp_path
+):
     torch.manual_seed(0)
-    unet_before, text_before = _snapshot(unet), _snapshot(text_encoder)
-    attention = unet.down_blocks[0].attentions[0].transformer_blocks[0].attn1
+    unet_before, text_before = _snapshot(official_unet), _snapshot(official_text_encoder)
+    attention = official_unet.down_blocks[0].attentions[0].transformer_blocks[0].attn1
     weight_q = attention.to_q.weight.detach().clone()
-    kohya = write_kohya_lora(tmp_path / "style.safetensors", unet, text_encoder)
-    diffusers_format = write_diffusers_lora(tmp_path / "subject.safetensors", unet)
+    kohya = write_kohya_lora(tmp_path / "style.safetensors", official_unet, official_text_encoder)
+    diffusers_format = write_diffusers_lora(tmp_path / "subject.safetensors", official_unet)
 
-    assert load_lora(tmp_path / "style.safetensors", unet, text_encoder, scale=0.6) == "style"
-    load_lora(tmp_path / "subject.safetensors", unet, text_encoder, adapter_name="subject", scale=1.5)
-    assert lora_scales(unet) == {"style": 0.6, "subject": 1.5}
-    assert lora_scales(text_encoder) == {"style": 0.6}
+    assert (
+        load_lora(tmp_path / "style.safetensors", official_unet, official_text_encoder, scale=0.6) == "style"
+    )
+    load_lora(
+        tmp_path / "subject.safetensors",
+        official_unet,
+        official_text_encoder,
+        adapter_name="subject",
+        scale=1.5,
+    )
+    assert lora_scales(official_unet) == {"style": 0.6, "subject": 1.5}
+    assert lora_scales(official_text_encoder) == {"style": 0.6}
 
     x = torch.randn(5, weight_q.shape[1])
     delta_style = kohya["lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q"][1]
@@ -97,7 +102,7 @@ def test_adapters_add_scaled_deltas_rescale_and_remove_bit_identically(unet, tex
     with torch.no_grad():
         expected = x @ (weight_q + 0.6 * delta_style + 1.5 * delta_subject).T
         torch.testing.assert_close(attention.to_q(x), expected, rtol=1e-5, atol=1e-5)
-        set_lora_scales({"subject": 0.0, "style": 2.0}, unet, text_encoder)
+        set_lora_scales({"subject": 0.0, "style": 2.0}, official_unet, official_text_encoder)
         torch.testing.assert_close(
             attention.to_q(x),
             x @ (weight_q + 2.0 * delta_style).T,
@@ -105,49 +110,49 @@ def test_adapters_add_scaled_deltas_rescale_and_remove_bit_identically(unet, tex
             atol=1e-5,
         )
     with pytest.raises(ValueError, match="unknown LoRA adapter"):
-        set_lora_scales({"missing": 1.0}, unet)
+        set_lora_scales({"missing": 1.0}, official_unet)
 
     # Loading a name again replaces it (nothing piles up).
-    load_lora(tmp_path / "style.safetensors", unet, text_encoder, scale=2.0)
-    assert sorted(unet.peft_config) == ["style", "subject"]
+    load_lora(tmp_path / "style.safetensors", official_unet, official_text_encoder, scale=2.0)
+    assert sorted(official_unet.peft_config) == ["style", "subject"]
 
-    remove_lora("subject", unet, text_encoder)
-    assert lora_scales(unet) == {"style": 2.0}
-    remove_lora(None, unet, text_encoder)
-    for before, model in ((unet_before, unet), (text_before, text_encoder)):
+    remove_lora("subject", official_unet, official_text_encoder)
+    assert lora_scales(official_unet) == {"style": 2.0}
+    remove_lora(None, official_unet, official_text_encoder)
+    for before, model in ((unet_before, official_unet), (text_before, official_text_encoder)):
         after = model.state_dict()
         assert list(after) == list(before)
         for key, value in before.items():
             assert torch.equal(after[key], value), key
     assert type(attention.to_q) is torch.nn.Linear
-    assert not getattr(unet, "peft_config", None)
+    assert not getattr(official_unet, "peft_config", None)
 
 
-def test_fuse_is_the_released_merge(unet, text_encoder, tmp_path):
+def test_fuse_is_the_released_merge(official_unet, official_text_encoder, tmp_path):
     torch.manual_seed(1)
-    kohya = write_kohya_lora(tmp_path / "style.safetensors", unet, text_encoder)
-    diffusers_format = write_diffusers_lora(tmp_path / "subject.safetensors", unet)
+    kohya = write_kohya_lora(tmp_path / "style.safetensors", official_unet, official_text_encoder)
+    diffusers_format = write_diffusers_lora(tmp_path / "subject.safetensors", official_unet)
     expected = {name: module.weight.detach() + 0.7 * delta for name, (module, delta) in kohya.items()}
     to_k, delta_k = diffusers_format["to_k"]
     expected_k = to_k.weight.detach() + 0.3 * delta_k
     q_name = "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q"
     expected[q_name] = expected[q_name] + 0.3 * diffusers_format["to_q"][1]
 
-    load_lora(tmp_path / "style.safetensors", unet, text_encoder, scale=0.7)
-    load_lora(tmp_path / "subject.safetensors", unet, text_encoder, scale=0.3)
-    fuse_loras(unet, text_encoder)
+    load_lora(tmp_path / "style.safetensors", official_unet, official_text_encoder, scale=0.7)
+    load_lora(tmp_path / "subject.safetensors", official_unet, official_text_encoder, scale=0.3)
+    fuse_loras(official_unet, official_text_encoder)
 
     for name, (module, _) in kohya.items():
         assert type(module) in (torch.nn.Linear, torch.nn.Conv2d), name
         torch.testing.assert_close(module.weight, expected[name], rtol=1e-6, atol=1e-6, msg=name)
     torch.testing.assert_close(to_k.weight, expected_k, rtol=1e-6, atol=1e-6)
-    assert lora_scales(unet) == {} and not getattr(unet, "peft_config", None)
+    assert lora_scales(official_unet) == {} and not getattr(official_unet, "peft_config", None)
 
 
 @pytest.mark.parametrize("suffix", [".ckpt", ".pt", ".bin"])
-def test_only_safetensors_are_read(unet, tmp_path, suffix):
+def test_only_safetensors_are_read(official_unet, tmp_path, suffix):
     path = tmp_path / f"style{suffix}"
     torch.save({"x": torch.zeros(1)}, path)
     with pytest.raises(CheckpointError, match=r"must be a \.safetensors file"):
-        load_lora(path, unet)
-    assert not getattr(unet, "peft_config", None)
+        load_lora(path, official_unet)
+    assert not getattr(official_unet, "peft_config", None)

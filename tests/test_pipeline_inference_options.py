@@ -6,7 +6,7 @@ import pytest
 import torch
 from diffusers.models.attention_processor import AttnProcessor2_0
 
-from imageconductor.pipelines import ImageConductorPipeline
+from official_tiny import load_official_tiny
 
 #: Stated tolerance of bfloat16 on the fixture: max |bf16 - fp32| / max |fp32| of the two-step latents
 #: (measured 6.4e-2 with `python benchmarks/dtype_deviation.py`).
@@ -15,16 +15,7 @@ BFLOAT16_TOLERANCE = 0.1
 
 @pytest.fixture(scope="module")
 def bfloat16_pipeline(official_dir):
-    weights = official_dir / "official-weights"
-    pipe = ImageConductorPipeline.from_official(
-        official_dir / "sd15-tiny",
-        unet_path=weights / "unet.ckpt",
-        image_controlnet_path=weights / "image_controlnet.ckpt",
-        flow_controlnet_path=weights / "flow_controlnet.ckpt",
-        torch_dtype=torch.bfloat16,
-    )
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return load_official_tiny(torch.bfloat16, official_dir)
 
 
 def test_bfloat16_stays_within_the_stated_tolerance(
