@@ -242,9 +242,10 @@ def main() -> None:
         ]
         result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
         print(
-            f"| {result['dtype']} | {result['parameters'] / 1e9:.2f} B | {result['build_s']:.0f} | "
-            f"{result['step_s']:.1f} | {result['decode_s']:.1f} | {result['peak_gib']:.2f} | "
-            f"{result['estimate_gib']:.2f} |",
+            f"| {result['dtype']} | {result['parameters'] / 1e9:.2f} B | {result['step_s']:.1f} | "
+            f"{result['decode_s']:.1f} | {result['resident_gib']:.2f} | {result['peak_gib']:.2f} | "
+            f"{result['estimate_gib']:.2f} | {result['peak_gib'] - result['resident_gib']:.2f} | "
+            f"{result['estimate_activations_gib']:.2f} |",
             flush=True,
         )
 
