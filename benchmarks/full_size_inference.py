@@ -9,6 +9,7 @@ and activation figures.
 
     python benchmarks/full_size_inference.py                       # 16 x 256 x 384, 2 steps, fp32 + bf16
     python benchmarks/full_size_inference.py --frames 4 --steps 1  # quicker
+    python benchmarks/full_size_inference.py --device cuda --dtypes float16 [--offload]
 """
 
 from __future__ import annotations
@@ -145,9 +146,18 @@ def _status_kib(field: str) -> int:
     raise OSError(f"no {field} in /proc/self/status")
 
 
-def measure(dtype_name: str, frames: int, height: int, width: int, steps: int, chunk: int) -> dict:
-    """One run in this process: seconds per step, decode seconds, resident memory after building the
-    networks and its peak while sampling and decoding."""
+def measure(
+    dtype_name: str,
+    frames: int,
+    height: int,
+    width: int,
+    steps: int,
+    chunk: int,
+    device: str = "cpu",
+    offload: bool = False,
+) -> dict:
+    """One run in this process: seconds per step, decode seconds, memory after building the networks and
+    its peak while sampling and decoding (resident memory on CPU, allocated memory on CUDA)."""
     from imageconductor.pipelines.memory import estimate_request_memory
 
     dtype = getattr(torch, dtype_name)
@@ -162,11 +172,23 @@ def measure(dtype_name: str, frames: int, height: int, width: int, steps: int, c
     latent = (height // 8, width // 8)
     stamps: list[float] = []
 
+    cuda = torch.device(device).type == "cuda"
+
     def on_step(_pipe, _step, _timestep, kwargs):
+        if cuda:
+            torch.cuda.synchronize(device)
         stamps.append(time.perf_counter())
         return kwargs
 
-    resident = reset_peak_rss()
+    if offload:
+        pipe.enable_model_cpu_offload(device=device)
+    else:
+        pipe.to(device)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+        resident = torch.cuda.memory_allocated(device)
+    else:
+        resident = reset_peak_rss()
     begin = time.perf_counter()
     pipe(
         prompt_embeds=torch.randn(1, 77, 768, generator=generator),
@@ -180,8 +202,9 @@ def measure(dtype_name: str, frames: int, height: int, width: int, steps: int, c
         callback_on_step_end=on_step,
     )
     end = time.perf_counter()
+    peak = torch.cuda.max_memory_allocated(device) if cuda else peak_rss()
     estimate = estimate_request_memory(
-        counts, pipe.unet.config, pipe.vae.config, frames, height, width, dtype, 2, chunk
+        counts, pipe.unet.config, pipe.vae.config, frames, height, width, dtype, 2, chunk, offload
     )
     return {
         "dtype": dtype_name,
@@ -190,7 +213,7 @@ def measure(dtype_name: str, frames: int, height: int, width: int, steps: int, c
         "step_s": (stamps[-1] - begin) / len(stamps),
         "decode_s": end - stamps[-1],
         "resident_gib": resident / 1024**3,
-        "peak_gib": peak_rss() / 1024**3,
+        "peak_gib": peak / 1024**3,
         "estimate_gib": estimate.total / 1024**3,
         "estimate_activations_gib": estimate.activations / 1024**3,
         "parameters": sum(counts.values()),
@@ -207,14 +230,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--decode-chunk-size", type=int, default=1)
     parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (CUDA: allocated-memory peaks)")
+    parser.add_argument("--offload", action="store_true", help="model CPU offload to --device (CUDA)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     shape = (args.frames, args.height, args.width, args.steps, args.decode_chunk_size)
     if args.one:
-        print(json.dumps(measure(args.one, *shape)))
+        print(json.dumps(measure(args.one, *shape, device=args.device, offload=args.offload)))
         return
     print(
-        f"real-size released architecture, CPU ({torch.get_num_threads()} threads), CFG (2 rows), "
+        f"real-size released architecture, {args.device}{' with offload' if args.offload else ''} "
+        f"({torch.get_num_threads()} CPU threads), CFG (2 rows), "
         f"{args.frames} x {args.height} x {args.width}, {args.steps} DDIM steps, decode chunk "
         f"{args.decode_chunk_size}"
     )
@@ -239,6 +265,9 @@ def main() -> None:
             str(args.steps),
             "--decode-chunk-size",
             str(args.decode_chunk_size),
+            "--device",
+            args.device,
+            *(["--offload"] if args.offload else []),
         ]
         result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
         print(
