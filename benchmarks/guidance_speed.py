@@ -34,6 +34,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from official_tiny import load_official_tiny  # noqa: E402
+
 DEFAULT_FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "official_tiny"
 VARIANTS = ("cfg", "camera_free", "camera_free_seq", "cfg_motion")
 TRAJ_SCALE = 1.5
@@ -59,17 +62,7 @@ def _clock() -> tuple[float, float]:
 
 
 def _load(fixture: Path):
-    from imageconductor.pipelines.image_conductor import ImageConductorPipeline
-
-    weights = fixture / "official-weights"
-    pipe = ImageConductorPipeline.from_official(
-        fixture / "sd15-tiny",
-        unet_path=weights / "unet.ckpt",
-        image_controlnet_path=weights / "image_controlnet.ckpt",
-        flow_controlnet_path=weights / "flow_controlnet.ckpt",
-    )
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return load_official_tiny(fixture=fixture)
 
 
 def _inputs(args: argparse.Namespace) -> dict:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from official_tiny import OFFICIAL_TINY, load_official_tiny, official_tiny_sampling_inputs
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-OFFICIAL_TINY = PROJECT_ROOT / "tests" / "fixtures" / "official_tiny"
 
 
 @pytest.fixture(scope="session")
@@ -24,39 +25,14 @@ def official_manifest(official_dir: Path) -> dict:
 @pytest.fixture(scope="module")
 def official_pipeline(official_dir: Path):
     """``ImageConductorPipeline.from_official`` on the official-tiny files (progress bar off)."""
-    from imageconductor.pipelines.image_conductor import ImageConductorPipeline
-
-    weights = official_dir / "official-weights"
-    pipe = ImageConductorPipeline.from_official(
-        official_dir / "sd15-tiny",
-        unet_path=weights / "unet.ckpt",
-        image_controlnet_path=weights / "image_controlnet.ckpt",
-        flow_controlnet_path=weights / "flow_controlnet.ckpt",
-    )
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return load_official_tiny(fixture=official_dir)
 
 
 @pytest.fixture(scope="module")
-def official_sampling_inputs(official_dir: Path, official_manifest: dict) -> dict:
+def official_sampling_inputs(official_dir: Path) -> dict:
     """Pipeline keyword arguments of the official-tiny golden run: its prompt, image latents, flow condition,
     initial noise, size and CFG scale, with two DDIM steps (enough for a guided prediction to feed back)."""
-    from safetensors.torch import load_file
-
-    step = load_file(official_dir / "single_step.safetensors")
-    sampling = load_file(official_dir / "sampling.safetensors")
-    size = official_manifest["size"]
-    return {
-        "prompt": official_manifest["prompt"],
-        "image_latents": step["image_latents"],
-        "flow_condition": step["flow_condition"],
-        "latents": sampling["object.initial_latents"],
-        "num_frames": size["L"],
-        "height": size["H"],
-        "width": size["W"],
-        "num_inference_steps": 2,
-        "guidance_scale": official_manifest["sampling"]["guidance_scale"],
-    }
+    return official_tiny_sampling_inputs(official_dir, steps=2)
 
 
 @pytest.fixture(scope="session")
@@ -76,3 +52,19 @@ def app_server(tmp_path_factory):
         yield app, pipe
     finally:
         app.close()
+
+
+@pytest.fixture()
+def official_unet(official_dir: Path):
+    """The official-tiny video UNet, loaded afresh for each test."""
+    from imageconductor.models import load_official_unet
+
+    return load_official_unet(official_dir / "sd15-tiny", official_dir / "official-weights" / "unet.ckpt")
+
+
+@pytest.fixture()
+def official_text_encoder(official_dir: Path):
+    """The official-tiny CLIP text encoder, loaded afresh for each test."""
+    from transformers import CLIPTextModel
+
+    return CLIPTextModel.from_pretrained(official_dir / "sd15-tiny" / "text_encoder", local_files_only=True)

@@ -9,9 +9,8 @@ import pytest
 import torch
 from diffusers import AutoencoderKL
 from safetensors.torch import save_file
-from transformers import CLIPTextModel
 
-from imageconductor.models import CheckpointError, load_official_unet
+from imageconductor.models import CheckpointError
 from imageconductor.models.personalize import load_personalized_checkpoint, merge_personalized_lora
 
 _RESNET_LDM_NAMES = {
@@ -103,25 +102,17 @@ def ldm_vae_key(key: str, num_blocks: int) -> str:
 _VAE_ATTENTION = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v", "to_out.0": "proj_out"}
 
 
-@pytest.fixture()
-def unet(official_dir: Path):
-    return load_official_unet(official_dir / "sd15-tiny", official_dir / "official-weights" / "unet.ckpt")
-
-
-@pytest.fixture()
-def text_encoder(official_dir: Path):
-    return CLIPTextModel.from_pretrained(official_dir / "sd15-tiny" / "text_encoder", local_files_only=True)
-
-
-def test_dreambooth_checkpoint_replaces_sd_layers_only(official_dir, unet, text_encoder, tmp_path):
+def test_dreambooth_checkpoint_replaces_sd_layers_only(
+    official_dir, official_unet, official_text_encoder, tmp_path
+):
     torch.manual_seed(0)
     vae = AutoencoderKL.from_pretrained(official_dir / "sd15-tiny" / "vae", local_files_only=True)
-    before = {key: value.clone() for key, value in unet.state_dict().items()}
+    before = {key: value.clone() for key, value in official_unet.state_dict().items()}
     spatial = {key: torch.randn_like(value) for key, value in before.items() if ".motion_modules." not in key}
-    text = {key: torch.randn_like(value) for key, value in text_encoder.state_dict().items()}
+    text = {key: torch.randn_like(value) for key, value in official_text_encoder.state_dict().items()}
     image = {key: torch.randn_like(value) for key, value in vae.state_dict().items()}
-    nested = "" if hasattr(text_encoder, "text_model") else "text_model."
-    checkpoint = {ldm_unet_key(key, unet.config): value for key, value in spatial.items()}
+    nested = "" if hasattr(official_text_encoder, "text_model") else "text_model."
+    checkpoint = {ldm_unet_key(key, official_unet.config): value for key, value in spatial.items()}
     checkpoint.update({f"cond_stage_model.transformer.{nested}{key}": value for key, value in text.items()})
     for key, value in image.items():
         ldm_key = ldm_vae_key(key, len(vae.config.down_block_types))
@@ -129,16 +120,18 @@ def test_dreambooth_checkpoint_replaces_sd_layers_only(official_dir, unet, text_
     path = tmp_path / "dreambooth.safetensors"
     save_file(checkpoint, str(path))
 
-    load_personalized_checkpoint(path, official_dir / "sd15-tiny", unet, vae=vae, text_encoder=text_encoder)
+    load_personalized_checkpoint(
+        path, official_dir / "sd15-tiny", official_unet, vae=vae, text_encoder=official_text_encoder
+    )
 
     for key, value in vae.state_dict().items():
         torch.testing.assert_close(value, image[key], rtol=0, atol=0, msg=key)
 
-    after = unet.state_dict()
+    after = official_unet.state_dict()
     for key, value in before.items():
         expected = spatial.get(key, value)
         torch.testing.assert_close(after[key], expected, rtol=0, atol=0, msg=key)
-    for key, value in text_encoder.state_dict().items():
+    for key, value in official_text_encoder.state_dict().items():
         torch.testing.assert_close(value, text[key], rtol=0, atol=0, msg=key)
 
 
@@ -160,10 +153,14 @@ def _kohya_lora(
     return expected
 
 
-def _lora_targets(unet, text_encoder) -> dict[str, torch.nn.Module]:
-    block = unet.down_blocks[0].attentions[0]
+def _lora_targets(official_unet, official_text_encoder) -> dict[str, torch.nn.Module]:
+    block = official_unet.down_blocks[0].attentions[0]
     attention = block.transformer_blocks[0].attn1
-    encoder = text_encoder.text_model.encoder if hasattr(text_encoder, "text_model") else text_encoder.encoder
+    encoder = (
+        official_text_encoder.text_model.encoder
+        if hasattr(official_text_encoder, "text_model")
+        else official_text_encoder.encoder
+    )
     return {
         "lora_unet_down_blocks_0_attentions_0_proj_in": block.proj_in,
         "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q": attention.to_q,
@@ -173,27 +170,30 @@ def _lora_targets(unet, text_encoder) -> dict[str, torch.nn.Module]:
     }
 
 
-def test_lora_is_merged_as_the_released_app_does(unet, text_encoder, tmp_path):
+def test_lora_is_merged_as_the_released_app_does(official_unet, official_text_encoder, tmp_path):
     torch.manual_seed(0)
     expected = _kohya_lora(
-        _lora_targets(unet, text_encoder), rank=2, alpha=0.7, path=tmp_path / "style.safetensors"
+        _lora_targets(official_unet, official_text_encoder),
+        rank=2,
+        alpha=0.7,
+        path=tmp_path / "style.safetensors",
     )
-    attention = unet.down_blocks[0].attentions[0].transformer_blocks[0].attn1
+    attention = official_unet.down_blocks[0].attentions[0].transformer_blocks[0].attn1
     untouched = attention.to_k.weight.detach().clone()
 
-    merge_personalized_lora(tmp_path / "style.safetensors", unet, text_encoder, alpha=0.7)
+    merge_personalized_lora(tmp_path / "style.safetensors", official_unet, official_text_encoder, alpha=0.7)
 
-    for name, module in _lora_targets(unet, text_encoder).items():
+    for name, module in _lora_targets(official_unet, official_text_encoder).items():
         assert type(module) in (torch.nn.Linear, torch.nn.Conv2d), f"{name} still wrapped by a LoRA layer"
         torch.testing.assert_close(module.weight, expected[name], msg=name)
     torch.testing.assert_close(attention.to_k.weight, untouched, rtol=0, atol=0)
-    assert not getattr(unet, "peft_config", None)
+    assert not getattr(official_unet, "peft_config", None)
 
 
-def test_personalized_weights_must_be_safetensors(unet, tmp_path):
+def test_personalized_weights_must_be_safetensors(official_unet, tmp_path):
     path = tmp_path / "style.ckpt"
     torch.save({"x": torch.zeros(1)}, path)
     with pytest.raises(CheckpointError, match="safetensors"):
-        merge_personalized_lora(path, unet)
+        merge_personalized_lora(path, official_unet)
     with pytest.raises(FileNotFoundError, match="missing.safetensors"):
-        merge_personalized_lora(tmp_path / "missing.safetensors", unet)
+        merge_personalized_lora(tmp_path / "missing.safetensors", official_unet)

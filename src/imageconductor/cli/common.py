@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import torch
     from PIL.Image import Image
 
     from imageconductor.guidance import AdapterSelection
@@ -31,7 +32,11 @@ __all__ = [
     "finite_float",
     "frame_size",
     "load_image",
+    "check_memory",
     "load_pipeline",
+    "lora_argument",
+    "official_files",
+    "resolve_device",
     "load_trajectory_file",
     "mode_argument",
     "non_negative_float",
@@ -131,12 +136,13 @@ _OFFICIAL_FLAGS = {
 
 
 def add_weight_options(parser: argparse.ArgumentParser) -> None:
-    """``--weights-dir`` or the four official-file options (neither: the embedded default model), and
-    ``--device``."""
+    """``--weights-dir``, the four official-file options or ``--from-hub`` (none: the embedded default
+    model), personalised weights (``--personalized``, ``--lora``) and the inference options (``--device``,
+    ``--dtype``, ``--offload``, ``--decode-chunk-size``)."""
     weights = parser.add_argument_group(
         "weights",
-        "a save_pretrained folder (--weights-dir), or the official files (all four options); "
-        "neither: the embedded default model",
+        "a save_pretrained folder (--weights-dir), the official files (all four options) or the released "
+        "model from the Hugging Face Hub (--from-hub); none: the embedded default model",
     )
     weights.add_argument(
         "--weights-dir", type=Path, help="folder written by ImageConductorPipeline.save_pretrained"
@@ -145,17 +151,89 @@ def add_weight_options(parser: argparse.ArgumentParser) -> None:
     weights.add_argument("--unet", type=Path, help="official unet.ckpt")
     weights.add_argument("--image-controlnet", type=Path, help="official image_controlnet.ckpt")
     weights.add_argument("--flow-controlnet", type=Path, help="official flow ControlNet .ckpt (with LoRA)")
-    weights.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    weights.add_argument(
+        "--from-hub",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="REPO",
+        help="the released checkpoints from this Hub repository (default TencentARC/ImageConductor), fetched "
+        "once into the Hugging Face cache with only the base model's configs, VAE, text encoder and tokenizer",
+    )
+    weights.add_argument(
+        "--base-model",
+        default=None,
+        metavar="ID",
+        help="with --from-hub: the Stable Diffusion 1.5 repository (default stable-diffusion-v1-5/"
+        "stable-diffusion-v1-5)",
+    )
+    weights.add_argument(
+        "--personalized",
+        default=None,
+        metavar="FILE",
+        help="DreamBooth SD1.5 single-file checkpoint (.safetensors) replacing the SD layers, VAE and text "
+        "encoder; with official or Hub weights (helloobjects_V12c: the released one from the Hub)",
+    )
+    weights.add_argument(
+        "--lora",
+        action="append",
+        default=[],
+        type=lora_argument,
+        metavar="FILE[:SCALE]",
+        help="SD1.5 LoRA (.safetensors, kohya/A1111 or diffusers keys) at SCALE (default 0.8, the released "
+        "app's alpha); repeatable (TUSUN: the released one from the Hub)",
+    )
+    inference = parser.add_argument_group("inference")
+    inference.add_argument(
+        "--device", default=None, help="torch device (default: cuda if available, else cpu)"
+    )
+    inference.add_argument(
+        "--dtype",
+        default="float32",
+        choices=sorted(_DTYPES),
+        help="dtype the networks run in (default float32; bfloat16 on CPU or GPU, float16 on GPU)",
+    )
+    inference.add_argument(
+        "--offload",
+        action="store_true",
+        help="model CPU offload: keep each network on the accelerator only while it runs (needs a GPU)",
+    )
+    inference.add_argument(
+        "--decode-chunk-size",
+        type=positive_int,
+        default=1,
+        help="frames per VAE decoder call (default 1: frame by frame, the least memory)",
+    )
+
+
+_DTYPES = ("float16", "bfloat16", "float32")
+
+
+def lora_argument(text: str) -> tuple[Path, float]:
+    """argparse type: ``FILE.safetensors[:SCALE]`` as ``(path, scale)`` (scale default 0.8)."""
+    path, sep, scale = text.rpartition(":")
+    if sep and path:
+        try:
+            return Path(path), finite_float(scale)
+        except argparse.ArgumentTypeError:
+            pass
+    return Path(text), 0.8
 
 
 def weights_folder(args: argparse.Namespace) -> Path | None:
     """The save_pretrained folder the weight options select (``--weights-dir`` or the embedded default),
-    or None when the official files are given. CLIError for conflicting or incomplete options."""
+    or None when the official files or ``--from-hub`` are given. CLIError for conflicting or incomplete options."""
     from imageconductor.pipelines import default_model_path
 
     given = [flag for flag, name in _OFFICIAL_FLAGS.items() if getattr(args, name) is not None]
     if args.weights_dir is not None and given:
         raise CLIError(f"pass either --weights-dir or the official files, not both (got {', '.join(given)})")
+    if getattr(args, "from_hub", None) is not None:
+        if given or args.weights_dir is not None:
+            raise CLIError("pass one of --from-hub, --weights-dir and the official files")
+        return None
+    if getattr(args, "base_model", None) is not None:
+        raise CLIError("--base-model goes with --from-hub")
     if given:
         missing = [flag for flag, name in _OFFICIAL_FLAGS.items() if getattr(args, name) is None]
         if missing:
@@ -186,29 +264,151 @@ def model_index(args: argparse.Namespace) -> dict[str, Any]:
         raise CLIError(f"cannot read {folder / 'model_index.json'}: {one_line(exc)}") from exc
 
 
-def load_pipeline(args: argparse.Namespace) -> ImageConductorPipeline:
-    """The ImageConductorPipeline the weight options select (see `add_weight_options`), moved to
-    ``args.device`` (default: cuda if available, else cpu)."""
+def resolve_device(args: argparse.Namespace) -> torch.device:
+    """The device ``--device`` names (default: cuda if available, else cpu); CLIError in one line when
+    this machine lacks it, before any weight is read."""
+    import torch
+
+    name = getattr(args, "device", None) or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError) as exc:
+        raise CLIError(f"--device {name!r} is not a torch device: {one_line(exc)}") from exc
+    backend = getattr(torch, device.type, None) if device.type != "cpu" else None
+    if device.type == "mps":
+        backend = torch.backends.mps
+    if device.type != "cpu" and not (backend is not None and backend.is_available()):
+        raise CLIError(
+            f"--device {name}: no {device.type} device is available on this machine; use --device cpu"
+        )
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise CLIError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if getattr(args, "offload", False) and device.type == "cpu":
+        raise CLIError(
+            "--offload keeps the networks on the CPU between uses of a GPU; it needs a CUDA device"
+        )
+    return device
+
+
+def official_files(args: argparse.Namespace) -> dict[str, Path] | None:
+    """The ``from_official`` arguments the weight options select: the four official files, or with
+    ``--from-hub`` the files fetched into (or found in) the Hugging Face cache; None for a folder."""
+    if weights_folder(args) is not None:
+        return None
+    if getattr(args, "from_hub", None) is None:
+        return {
+            "pretrained_model_path": args.pretrained_model_path,
+            "unet_path": args.unet,
+            "image_controlnet_path": args.image_controlnet,
+            "flow_controlnet_path": args.flow_controlnet,
+        }
+    if getattr(args, "hub_files", None) is None:
+        from imageconductor.pipelines.hub import (
+            RELEASED_REPO_ID,
+            SD15_REPO_ID,
+            HubWeightsError,
+            fetch_official_files,
+        )
+
+        print("fetching the released files from the Hugging Face Hub (once; cached) ...", file=sys.stderr)
+        try:
+            files = fetch_official_files(args.from_hub or RELEASED_REPO_ID, args.base_model or SD15_REPO_ID)
+        except HubWeightsError as exc:
+            raise CLIError(one_line(exc)) from exc
+        args.hub_files = dict(vars(files))
+    return args.hub_files
+
+
+def check_memory(args: argparse.Namespace, settings: SamplingSettings, device: torch.device) -> None:
+    """CLIError, with the estimate, when the request cannot fit in the memory ``device`` has free (see
+    `imageconductor.pipelines.memory`); reads configs only."""
+    import torch
+
+    from imageconductor.guidance import plan_guidance
+    from imageconductor.pipelines import memory
+
+    folder = weights_folder(args)
+    root = folder if folder is not None else official_files(args)["pretrained_model_path"]
+    try:
+        counts = (
+            memory.folder_parameter_counts(folder)
+            if folder is not None
+            else memory.official_parameter_counts(root)
+        )
+        unet_config = json.loads((Path(root) / "unet" / "config.json").read_text())
+        vae_config = json.loads((Path(root) / "vae" / "config.json").read_text())
+    except (OSError, ValueError, KeyError) as exc:
+        raise CLIError(f"cannot read the model configs in {root}: {one_line(exc)}") from exc
+    rows = plan_guidance(
+        settings.mode or "object",
+        settings.guidance_scale,
+        settings.camera_free_guidance,
+        settings.motion_guidance_scale,
+        trajectory_control=settings.flow_conditioning_scale != 0,
+    ).num_rows
+    estimate = memory.estimate_request_memory(
+        counts,
+        unet_config,
+        vae_config,
+        settings.num_frames,
+        settings.height,
+        settings.width,
+        dtype=getattr(torch, args.dtype),
+        guidance_rows=rows,
+        decode_chunk_size=args.decode_chunk_size,
+        offload=args.offload,
+    )
+    available = memory.available_memory(device)
+    if estimate.total > available:
+        raise CLIError(
+            f"this request needs {estimate.describe()} on {device} but {available / 1024**3:.1f} GiB is "
+            "free; use fewer frames or a smaller size, --dtype bfloat16, --offload (GPU) or fewer guidance rows"
+        )
+
+
+def load_pipeline(
+    args: argparse.Namespace, settings: SamplingSettings | None = None
+) -> ImageConductorPipeline:
+    """The ImageConductorPipeline the weight options select (see `add_weight_options`) in ``--dtype``, with
+    ``--personalized`` / ``--lora`` applied, on ``args.device`` (or offloaded to it with ``--offload``).
+
+    The device is checked first; with ``settings`` the request's memory estimate is checked against the
+    device's free memory before any weight is loaded (CLIError with the estimate).
+    """
     import torch
 
     from imageconductor.pipelines import ImageConductorPipeline
 
+    device = resolve_device(args)
     folder = weights_folder(args)
-    device = getattr(args, "device", None) or ("cuda" if torch.cuda.is_available() else "cpu")
-    print(f"loading weights ({device}) ...", file=sys.stderr)
+    if getattr(args, "personalized", None) is not None and folder is not None:
+        raise CLIError(
+            "--personalized needs the official files or --from-hub (their SD1.5 configs describe it)"
+        )
+    files = official_files(args)
+    if settings is not None:
+        check_memory(args, settings, device)
+    dtype = getattr(torch, getattr(args, "dtype", "float32"))
+    print(f"loading weights ({device}, {dtype}) ...", file=sys.stderr)
     try:
-        if folder is None:
-            pipe = ImageConductorPipeline.from_official(
-                args.pretrained_model_path,
-                unet_path=args.unet,
-                image_controlnet_path=args.image_controlnet,
-                flow_controlnet_path=args.flow_controlnet,
-            )
+        if files is not None:
+            pipe = ImageConductorPipeline.from_official(**files, torch_dtype=dtype)
+            if getattr(args, "from_hub", None) is not None:
+                from imageconductor.pipelines.hub import RELEASED_REPO_ID
+
+                pipe._hub_source = {"repo_id": args.from_hub or RELEASED_REPO_ID}
         else:
-            pipe = ImageConductorPipeline.from_pretrained(folder)
+            pipe = ImageConductorPipeline.from_pretrained(folder, torch_dtype=dtype)
+        if getattr(args, "personalized", None) is not None:
+            pipe.load_personalized(args.personalized)
+        for path, scale in getattr(args, "lora", []):
+            pipe.load_lora(path, scale=scale)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise CLIError(f"cannot load weights: {one_line(exc)}") from exc
     try:
+        if getattr(args, "offload", False):
+            pipe.enable_model_cpu_offload(device=device)
+            return pipe
         return pipe.to(device)
     except (RuntimeError, ValueError) as exc:
         raise CLIError(f"cannot use device {device!r}: {one_line(exc)}") from exc
@@ -287,7 +487,7 @@ def resolve_video_size(args: argparse.Namespace) -> VideoSize:
 def vae_scale_factor(args: argparse.Namespace) -> int:
     """The selected model's VAE downsampling factor, read from its VAE config without loading weights."""
     folder = weights_folder(args)
-    root = args.pretrained_model_path if folder is None else folder
+    root = official_files(args)["pretrained_model_path"] if folder is None else folder
     config_path = Path(root) / "vae" / "config.json"
     from imageconductor.models import vae_scale_factor as factor_of
 

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     image = load_image(args.image)
     trajectory_set = load_trajectory_file(args.trajectories, size.width, size.height)
     started = time.perf_counter()
-    pipe = load_pipeline(args)
+    pipe = load_pipeline(args, settings)
     print(f"generating with seed {seed} ...", file=sys.stderr)
     try:
         result = pipe(
@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
             image=image,
             trajectories=trajectory_set,
             output_type="pt",
+            decode_chunk_size=args.decode_chunk_size,
             **settings.pipeline_kwargs(),
         )
     except ValueError as exc:

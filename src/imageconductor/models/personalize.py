@@ -1,11 +1,13 @@
-"""Personalised SD1.5 weights (the released app's "personalized" models) merged into our UNet / text encoder.
+"""Personalised SD1.5 weights (the released app's "personalized" models): DreamBooth checkpoints and the
+released app's one-shot LoRA merge.
 
 * A DreamBooth-style single-file SD1.5 checkpoint (``.safetensors``, original LDM key names) replaces the
   UNet's SD layers (motion modules stay), the VAE and the text encoder. Conversion uses diffusers'
   single-file loaders with the LOCAL SD1.5 folder as config, so nothing is downloaded.
-* A LoRA file (``.safetensors``; kohya / A1111 or diffusers format) is merged into the UNet and text encoder
-  weights as the released app does: ``W += alpha * up @ down`` (the file's own ``.alpha`` values are
-  ignored, as there). Merging happens once per call; load the base weights again to undo it.
+* `merge_personalized_lora` merges a LoRA file into the weights as the released app does,
+  ``W += alpha * up @ down``; it is `imageconductor.models.adapters_personal.load_lora` followed by
+  `~imageconductor.models.adapters_personal.fuse_loras`. Adapters that stay switchable and removable are
+  in :mod:`imageconductor.models.adapters_personal`.
 
 Only safetensors files are accepted here (no pickle).
 """
@@ -14,30 +16,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
-from diffusers.loaders import StableDiffusionLoraLoaderMixin
-from diffusers.loaders.lora_base import fuse_text_encoder_lora
 from diffusers.loaders.single_file_utils import convert_ldm_clip_checkpoint
-from diffusers.utils import recurse_remove_peft_layers
-from safetensors.torch import load_file
 from torch import nn
 
+from imageconductor.models.adapters_personal import (
+    DEFAULT_LORA_SCALE,
+    fuse_loras,
+    load_lora,
+    lora_scales,
+    read_safetensors,
+)
 from imageconductor.models.convert_official import CheckpointError, CheckpointKeyError
 from imageconductor.models.lora import adapter_names
 
 #: The released app's default LoRA merge strength.
-DEFAULT_LORA_ALPHA = 0.8
+DEFAULT_LORA_ALPHA = DEFAULT_LORA_SCALE
 _MERGE_ADAPTER = "personalized"
-
-
-def _read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"personalized weights not found: {path}")
-    if path.suffix != ".safetensors":
-        raise CheckpointError(f"{path}: personalized weights must be a .safetensors file")
-    return load_file(str(path))
 
 
 def load_personalized_checkpoint(
@@ -49,7 +44,9 @@ def load_personalized_checkpoint(
 ) -> None:
     """Replace the SD1.5 layers of ``unet`` (and ``vae`` / ``text_encoder`` if given) by a DreamBooth
     single-file checkpoint, in place. ``pretrained_model_path`` is the SD1.5 folder used as config."""
-    checkpoint = _read_safetensors(path)
+    checkpoint = read_safetensors(path)
+    if adapter_names(unet):
+        raise CheckpointError(f"cannot load {path}: remove the UNet's LoRA adapters first")
     folder = str(pretrained_model_path)
     spatial = UNet2DConditionModel.from_single_file(
         checkpoint, config=folder, subfolder="unet", local_files_only=True
@@ -87,15 +84,6 @@ def _align_text_encoder_keys(weights: dict, text_encoder: nn.Module, prefix: str
     }
 
 
-def _merge_and_remove(model: nn.Module, scale: float) -> None:
-    fuse_text_encoder_lora(model, lora_scale=scale, adapter_names=[_MERGE_ADAPTER])
-    recurse_remove_peft_layers(model)
-    if hasattr(model, "peft_config"):
-        del model.peft_config
-    if getattr(model, "_hf_peft_config_loaded", None) is not None:
-        model._hf_peft_config_loaded = False
-
-
 def merge_personalized_lora(
     path: str | Path,
     unet: nn.Module,
@@ -104,26 +92,11 @@ def merge_personalized_lora(
 ) -> None:
     """Merge a personalised SD1.5 LoRA into ``unet`` (and ``text_encoder``) weights, in place.
 
-    Each targeted weight becomes ``W + alpha * up @ down`` (the released app's rule). Raises if the file
-    holds no LoRA for these models or if a model already carries peft adapters.
+    Each targeted weight becomes ``W + alpha * up @ down`` (the released app's rule, file alphas ignored).
+    Raises if the file holds no LoRA for these models or if a model already carries personalised adapters.
     """
-    state = _read_safetensors(path)
-    lora, _ = StableDiffusionLoraLoaderMixin.lora_state_dict(
-        state
-    )  # converts kohya/A1111 names; alphas ignored
-    targets = {"unet": unet, "text_encoder": text_encoder}
-    found = {name for name in targets if any(key.startswith(f"{name}.") for key in lora)}
-    if not found & {name for name, model in targets.items() if model is not None}:
-        raise CheckpointError(f"{path}: no LoRA weights for the UNet or the text encoder")
-    for name, model in targets.items():
-        if model is None or name not in found:
-            continue
-        if adapter_names(model) or getattr(model, "peft_config", None):
-            raise CheckpointError(f"cannot merge {path}: the {name} already carries peft adapters")
-        if name == "unet":
-            StableDiffusionLoraLoaderMixin.load_lora_into_unet(lora, None, model, adapter_name=_MERGE_ADAPTER)
-        else:
-            StableDiffusionLoraLoaderMixin.load_lora_into_text_encoder(
-                lora, None, model, adapter_name=_MERGE_ADAPTER
-            )
-        _merge_and_remove(model, alpha)
+    for model in (unet, text_encoder):
+        if model is not None and (lora_scales(model) or adapter_names(model)):
+            raise CheckpointError(f"cannot merge {path}: the model already carries peft adapters")
+    load_lora(path, unet, text_encoder, adapter_name=_MERGE_ADAPTER, scale=alpha)
+    fuse_loras(unet, text_encoder)

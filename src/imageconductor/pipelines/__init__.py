@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from imageconductor.pipelines.hub import HubWeightsError
 from imageconductor.pipelines.image_conductor import (
     ImageConductorPipeline,
     ImageConductorPipelineOutput,
@@ -22,6 +23,7 @@ from imageconductor.pipelines.settings import (
 
 __all__ = [
     "RELEASED_VIDEO_SIZE",
+    "HubWeightsError",
     "ImageConductorPipeline",
     "ImageConductorPipelineOutput",
     "SamplingSettings",

@@ -30,6 +30,22 @@ from transformers import CLIPTextModel, CLIPTokenizer
 from imageconductor.conditioning import image_condition
 from imageconductor.guidance import AdapterSelection, normalize_mode, plan_guidance
 from imageconductor.models import load_official_components, predict_noise, vae_scale_factor
+from imageconductor.models.adapters_personal import (
+    DEFAULT_LORA_SCALE,
+    fuse_loras,
+    load_lora,
+    lora_scales,
+    remove_lora,
+    set_lora_scales,
+)
+from imageconductor.models.personalize import load_personalized_checkpoint
+from imageconductor.pipelines.hub import (
+    PERSONALIZED_FILES,
+    RELEASED_REPO_ID,
+    SD15_REPO_ID,
+    fetch_official_files,
+    fetch_personalized_file,
+)
 from imageconductor.pipelines.settings import MODEL_SETTING_NAMES, VideoSize, read_model_index
 from imageconductor.trajectories import FlowEncoding, flow_condition, load_trajectories
 
@@ -216,7 +232,38 @@ class ImageConductorPipeline(DiffusionPipeline):
             flow_controlnet_path=flow_controlnet_path,
             torch_dtype=torch_dtype,
         )
-        return cls(**{field.name: getattr(components, field.name) for field in fields(components)})
+        pipe = cls(**{field.name: getattr(components, field.name) for field in fields(components)})
+        pipe._sd15_folder = Path(pretrained_model_path)
+        return pipe
+
+    @classmethod
+    def from_hub(
+        cls,
+        repo_id: str = RELEASED_REPO_ID,
+        base_model_id: str = SD15_REPO_ID,
+        revision: str | None = None,
+        cache_dir: PathLike | None = None,
+        local_files_only: bool = False,
+        torch_dtype: torch.dtype | None = None,
+    ) -> ImageConductorPipeline:
+        """The released model from the Hugging Face Hub, fetched once into the standard cache.
+
+        Only the files the model needs are fetched (see `imageconductor.pipelines.hub`): the three released
+        checkpoints of ``repo_id`` at ``revision`` and the configs, VAE, text encoder and tokenizer of
+        ``base_model_id``; then :meth:`from_official` loads them. Offline (``local_files_only=True`` or
+        ``HF_HUB_OFFLINE=1``) only the cache is read. Raises `imageconductor.pipelines.HubWeightsError`
+        (one line naming the repository and what to do) when the files cannot be had.
+        """
+        files = fetch_official_files(repo_id, base_model_id, revision, cache_dir, local_files_only)
+        pipe = cls.from_official(
+            files.pretrained_model_path,
+            unet_path=files.unet_path,
+            image_controlnet_path=files.image_controlnet_path,
+            flow_controlnet_path=files.flow_controlnet_path,
+            torch_dtype=torch_dtype or torch.float32,
+        )
+        pipe._hub_source = {"repo_id": repo_id, "revision": revision, "cache_dir": cache_dir}
+        return pipe
 
     @classmethod
     def from_pretrained(
@@ -275,6 +322,61 @@ class ImageConductorPipeline(DiffusionPipeline):
         pipe.register_to_config(_name_or_path=str(folder))
         return pipe
 
+    # ------------------------------------------------------------------ personalised weights
+    def _personal_file(self, name_or_path: PathLike) -> Path:
+        """A local file, or a released personalised model's name fetched from the Hub (see
+        `imageconductor.pipelines.hub.PERSONALIZED_FILES`) into the cache ``from_hub`` used."""
+        path = Path(name_or_path)
+        if path.exists() or str(name_or_path) not in PERSONALIZED_FILES:
+            return path
+        return fetch_personalized_file(str(name_or_path), **getattr(self, "_hub_source", {}))
+
+    def load_personalized(self, checkpoint: PathLike, sd15_folder: PathLike | None = None) -> None:
+        """Replace the SD1.5 layers of the UNet (motion modules stay), the VAE and the text encoder by a
+        DreamBooth single-file ``.safetensors`` checkpoint (or ``"helloobjects_V12c"`` from the Hub).
+
+        ``sd15_folder``: the SD1.5 diffusers folder whose configs describe the checkpoint (default: the one
+        ``from_official`` / ``from_hub`` loaded). Remove LoRAs first.
+        """
+        folder = sd15_folder or getattr(self, "_sd15_folder", None)
+        if folder is None:
+            raise ValueError(
+                "load_personalized needs sd15_folder (the SD1.5 diffusers folder of its configs)"
+            )
+        load_personalized_checkpoint(
+            self._personal_file(checkpoint), folder, self.unet, vae=self.vae, text_encoder=self.text_encoder
+        )
+
+    def load_lora(
+        self, lora: PathLike, adapter_name: str | None = None, scale: float = DEFAULT_LORA_SCALE
+    ) -> str:
+        """Load a personalised LoRA (``.safetensors``, kohya/A1111 or diffusers keys, or ``"TUSUN"`` from the
+        Hub) as the peft adapter ``adapter_name`` (default: the file's stem) at ``scale``, on the UNet and
+        the text encoder; the motion ControlNet's ``camera`` / ``object`` adapters are untouched. Loading a
+        name again replaces it. Returns the adapter name."""
+        placement = [(model, model.device, model.dtype) for model in (self.unet, self.text_encoder)]
+        name = load_lora(self._personal_file(lora), self.unet, self.text_encoder, adapter_name, scale)
+        for model, device, dtype in placement:
+            torch.nn.Module.to(model, device=device, dtype=dtype)
+        return name
+
+    def set_lora_scales(self, scales: dict[str, float]) -> None:
+        """Rescale loaded LoRAs (``0`` switches one off); LoRAs not named keep their scale."""
+        set_lora_scales(scales, self.unet, self.text_encoder)
+
+    def remove_lora(self, adapter_name: str | None = None) -> None:
+        """Remove one LoRA (``None``: all); with none left every base weight is as before, bit for bit."""
+        remove_lora(adapter_name, self.unet, self.text_encoder)
+
+    def fuse_lora(self) -> None:
+        """Merge the loaded LoRAs into the weights as the released app does (``W += scale · up @ down``)."""
+        fuse_loras(self.unet, self.text_encoder)
+
+    @property
+    def lora_scales(self) -> dict[str, float]:
+        """The loaded personalised LoRAs and their scales."""
+        return {**lora_scales(self.text_encoder), **lora_scales(self.unet)}
+
     # ------------------------------------------------------------------ inputs
     def encode_prompt(
         self,
@@ -332,13 +434,18 @@ class ImageConductorPipeline(DiffusionPipeline):
         """The video size this model renders when none is asked for (its ``native_size`` setting)."""
         return VideoSize.native(self.config)
 
-    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
-        """Decode latents ``(B, 4, F, h, w)`` frame by frame to a video ``(B, 3, F, H, W)`` in [0, 1]."""
+    def decode_latents(self, latents: torch.Tensor, chunk_size: int = 1) -> torch.Tensor:
+        """Decode latents ``(B, 4, F, h, w)`` to a video ``(B, 3, F, H, W)`` in [0, 1], ``chunk_size`` frames
+        per VAE call (1: frame by frame, the least memory; larger: fewer, bigger calls)."""
+        _check_chunk_size(chunk_size)
         batch, _, num_frames, _, _ = latents.shape
         flat = (latents / self.vae.config.scaling_factor).permute(0, 2, 1, 3, 4).flatten(0, 1)
         flat = flat.to(dtype=self.vae.dtype)
         frames = torch.cat(
-            [self.vae.decode(flat[index : index + 1]).sample for index in range(flat.shape[0])]
+            [
+                self.vae.decode(flat[start : start + chunk_size]).sample
+                for start in range(0, flat.shape[0], chunk_size)
+            ]
         )
         video = frames.unflatten(0, (batch, num_frames)).permute(0, 2, 1, 3, 4)
         return (video / 2 + 0.5).clamp(0, 1).float()
@@ -486,6 +593,7 @@ class ImageConductorPipeline(DiffusionPipeline):
         image_latents: torch.Tensor | None = None,
         flow_condition: torch.Tensor | None = None,
         output_type: str = "pil",
+        decode_chunk_size: int = 1,
         return_dict: bool = True,
         callback_on_step_end: Callable[[DiffusionPipeline, int, int, dict], dict] | None = None,
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
@@ -518,6 +626,7 @@ class ImageConductorPipeline(DiffusionPipeline):
             eta: DDIM η. generator: torch generator(s) for the noise and the VAE sample.
             latents: initial noise ``(B, C, num_frames, height / f, width / f)``, ``f`` the VAE's scale factor.
             output_type: ``"pil"``, ``"np"``, ``"pt"`` (``(B, 3, F, H, W)`` in [0, 1]) or ``"latent"``.
+            decode_chunk_size: frames per VAE decoder call (1 = frame by frame, the least memory).
             return_dict: return :class:`ImageConductorPipelineOutput` (else a tuple ``(frames,)``).
             callback_on_step_end: ``fn(pipe, step, timestep, callback_kwargs) -> dict`` after every step, with
                 the tensors named in ``callback_on_step_end_tensor_inputs``; a returned ``"latents"``
@@ -537,6 +646,7 @@ class ImageConductorPipeline(DiffusionPipeline):
             output_type,
             callback_on_step_end_tensor_inputs,
         )
+        _check_chunk_size(decode_chunk_size)
         num_frames, height, width = self._resolve_sizes(
             num_frames, height, width, latents, image_latents, flow_condition
         )
@@ -659,7 +769,7 @@ class ImageConductorPipeline(DiffusionPipeline):
         if output_type == "latent":
             frames: Any = latents
         else:
-            video = self.decode_latents(latents)
+            video = self.decode_latents(latents, decode_chunk_size)
             frames = _format_video(video, output_type)
         self.maybe_free_model_hooks()
         if not return_dict:
@@ -680,6 +790,11 @@ def load_trajectory_set(trajectories: Any, width: int, height: int) -> Any:
     if tuple(trajectory_set.image_size) != (width, height):
         trajectory_set = trajectory_set.rescaled(width, height)
     return trajectory_set
+
+
+def _check_chunk_size(chunk_size: Any) -> None:
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"decode_chunk_size must be a positive integer, got {chunk_size!r}")
 
 
 def _stack_rows(tensor: torch.Tensor, num_rows: int) -> torch.Tensor:
