@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from imageconductor.files import AtomicFile
 from imageconductor.trajectories.errors import TrajectoryError
 
 DEFAULT_IMAGE_SIZE: tuple[int, int] = (384, 256)
@@ -412,12 +413,16 @@ def load_trajectories(
 def save_trajectories(trajectories: Any, path: str | os.PathLike, *, official: bool = False) -> Path:
     """Write trajectories as JSON (rich layout, or the official list with ``official=True``).
 
-    The file is written to a temporary name first and then renamed, so a failure never leaves half a file.
+    The file is written to a temporary name first and then renamed, so a failure never leaves half a file;
+    it gets the permissions of the user's umask.
     """
     if not isinstance(trajectories, TrajectorySet):
         trajectories = parse_trajectories(trajectories, max_tracks=None)
     path = Path(path)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(trajectories.to_json(official=official), encoding="utf-8")
-    os.replace(temporary, path)
+    target = AtomicFile(path)
+    try:
+        target.temp.write_text(trajectories.to_json(official=official), encoding="utf-8")
+        target.commit()
+    finally:
+        target.discard()
     return path
