@@ -10,8 +10,8 @@ import pytest
 
 from imageconductor.cli import main
 from imageconductor.pipelines import write_model_settings
-from imageconductor.video_outputs import output_paths
 from imageconductor.video_io import probe, read_video
+from imageconductor.video_outputs import output_paths
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +35,9 @@ def _base_args(official_dir, official_manifest, image_path, out):
         official_manifest["prompt"],
         "--trajectories",
         str(official_dir / "trajectories" / "model_step.json"),
+        # The golden tracks are an official list drawn on the tiny model's own frame.
+        "--trajectory-size",
+        f"{size['W']}x{size['H']}",
         "--pretrained-model-path",
         str(official_dir / "sd15-tiny"),
         "--unet",
