@@ -288,3 +288,35 @@ def test_decompression_bombs_are_an_error_not_a_warning(big_png, tmp_path):
     with pytest.raises(FileCheckError, match="1,200 pixels, more than the limit of 1,000"):
         read_image(small, max_pixels=1000)
     assert read_image(small).size == (40, 30)
+
+
+def test_generation_outputs_appear_all_together_or_not_at_all(tmp_path, monkeypatch):
+    import imageconductor.video_outputs as video_outputs
+    from imageconductor.trajectories import TrajectorySet
+
+    frames = np.random.default_rng(0).integers(0, 255, (3, 16, 16, 3), dtype=np.uint8)
+    tracks = TrajectorySet([np.array([[2.0, 2.0], [10.0, 12.0]])], image_size=(16, 16))
+    (tmp_path / "clip.mp4").write_bytes(b"an earlier video")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the side-by-side failed")
+
+    monkeypatch.setattr(video_outputs, "side_by_side", broken)
+    with pytest.raises(RuntimeError, match="side-by-side failed"):
+        video_outputs.write_generation_outputs(frames, tracks, tmp_path / "clip.mp4", gif=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+    assert (tmp_path / "clip.mp4").read_bytes() == b"an earlier video"
+    monkeypatch.undo()
+    written = video_outputs.write_generation_outputs(frames, tracks, tmp_path / "clip.mp4", gif=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in written.values())
+    assert len(written) == 4 and (tmp_path / "clip.mp4").read_bytes() != b"an earlier video"
+
+
+def test_unreadable_inputs_are_one_line(tmp_path, capsys, no_loading):
+    """Running as root, permission bits do not stop reads; /proc/self/mem is a file whose read fails."""
+    unreadable = Path("/proc/self/mem")
+    assert "cannot read image" in _fails(_generate(tmp_path / "x.mp4", image=unreadable), capsys)
+    argv = _generate(tmp_path / "x.mp4")
+    argv[argv.index("--trajectories") + 1] = str(unreadable)
+    assert "cannot read trajectory file" in _fails(argv, capsys)
+    assert list(tmp_path.iterdir()) == []

@@ -62,15 +62,21 @@ def one_line(exc: BaseException, limit: int = 600) -> str:
 
 
 # ------------------------------------------------------------------------------------- argument types
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
+def _whole_number(text: str, low: int, high: int | None, expected: str) -> int:
+    """``text`` as an int with ``low <= value`` (and ``value < high`` when given), else the argparse error
+    ``expected <expected>, got '<text>'``."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if value < low or (high is not None and value >= high):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    return _whole_number(text, 1, None, "a positive integer")
 
 
 def finite_float(text: str) -> float:
@@ -94,13 +100,7 @@ def positive_float(text: str) -> float:
 
 def seed_value(text: str) -> int:
     """argparse type: a seed, a whole number with 0 <= seed < 2**63."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"expected a seed with 0 <= seed < 2**63, got {text!r}")
-    return value
+    return _whole_number(text, 0, 2**63, "a seed with 0 <= seed < 2**63")
 
 
 def non_negative_float(text: str) -> float:
@@ -439,7 +439,7 @@ def load_trajectory_file(
     from imageconductor.pipelines import load_trajectory_set
 
     if not path.is_file():
-        raise CLIError(f"trajectory file not found: {path}")
+        raise CLIError(f"trajectory file not found: {path}" + (" (it is a folder)" if path.is_dir() else ""))
     try:
         return load_trajectory_set(path, width, height, source_size=source_size)
     except (ValueError, OSError) as exc:
