@@ -176,6 +176,14 @@ def test_other_commands_refuse_bad_locations_and_numbers(tmp_path, capsys, no_lo
             "positive",
         ),
     ]
+    cases += [
+        (["train", "default", "--out", "/proc/model", "--profile", "smoke"], "cannot write"),
+        (
+            ["train", "default", "--out", str(tmp_path / "m"), "--steps-scale", "nan"],
+            "expected a finite number",
+        ),
+        (["train", "examples", "--out", str(tmp_path / "a" / "b")], "does not exist"),
+    ]
     for argv, message in cases:
         assert message in _fails(argv, capsys), argv
     assert sorted(p.name for p in tmp_path.iterdir()) == ["videos"]
