@@ -42,6 +42,21 @@ def _option(flag: str, good: list[str], bad: list[str] = NUMBERS) -> st.SearchSt
     )
 
 
+def _draw_options(draw, table: list[tuple], required: tuple[str, ...] = ()) -> list[str]:
+    """Options of ``table`` (flag, good values, bad values); the ``required`` flags are always given.
+    Half the examples get at most one bad value, so that each check is reached with everything else right
+    (and the run gets as deep as it can go); the other half draw every option freely."""
+    faulty = draw(st.sampled_from([None, "any", *[flag for flag, _, _ in table]]))
+    argv: list[str] = []
+    for flag, good, bad in table:
+        given = [] if flag in required else [st.just([])]
+        if flag == faulty or (faulty == "any" and draw(st.booleans())):
+            argv += [flag, draw(st.sampled_from(bad))]
+        else:
+            argv += draw(st.one_of(*given, st.sampled_from(good).map(lambda value, f=flag: [f, value])))
+    return argv
+
+
 def _run(argv: list[str]) -> tuple[int, str, str]:
     """Run the CLI in-process and return (status, stdout, stderr) after checking the properties every
     command has: status 0 or 2 (argparse's SystemExit counts as its status), no traceback, and one
@@ -92,36 +107,34 @@ def _inputs(root: Path) -> dict[str, Path]:
 
 @st.composite
 def generate_argv(draw, files: dict[str, Path], out: Path) -> list[str]:
-    image = draw(st.sampled_from(["image", "image", "image", "folder", "text", "missing"]))
-    trajectories = draw(st.sampled_from(["rich", "official", "official", "outside", "text", "folder"]))
-    out_name = draw(
-        st.sampled_from(["clip.mp4", "clip.mp4", "clip.mp4", "clip.avi", "no/such/clip.mp4", "."])
-    )
     prompt = draw(st.text(alphabet="ab ,.é\n", max_size=12) | st.just("car " * 60))
-    argv = ["generate", "--image", str(files[image]), "--trajectories", str(files[trajectories])]
-    argv += [
-        "--prompt",
-        prompt,
-        "--out",
-        str(out / out_name),
-        "--steps",
-        draw(st.sampled_from(["1", "1", "0"])),
-    ]
-    for flag, good, bad in (
-        ("--num-frames", ["2"], ["1", "0", "100000", "x"]),
-        ("--height", ["16", "24"], ["7", "0", "-8", "100000"]),
-        ("--width", ["16"], ["12", "0", "100000"]),
-        ("--fps", ["8", "2.5"], NUMBERS),
-        ("--seed", ["0", "12"], ["-1", str(2**63), "x", "1.5"]),
-        ("--guidance-scale", ["7.5", "1"], NUMBERS),
-        ("--motion-guidance", ["1", "2"], NUMBERS),
-        ("--camera-free-guidance", ["1.5"], NUMBERS),
-        ("--flow-scale", ["1", "0"], NUMBERS),
-        ("--mode", ["object", "camera", "camera=1,object=0.5"], ["sideways", "camera=", "none"]),
-        ("--device", ["cpu"], ["cuda:9", "tpu", ""]),
-        ("--trajectory-size", ["384x256", "96x64"], ["0x0", "10x10", "x", "384"]),
-    ):
-        argv += draw(_option(flag, good, bad))
+    argv = ["generate", "--prompt", prompt]
+    required = ("--image", "--trajectories", "--out", "--steps")
+    images = [str(files[name]) for name in ("folder", "text", "missing")]
+    tracks = [str(files[name]) for name in ("outside", "text", "folder")]
+    outs = [str(out / name) for name in ("clip.avi", "no/such/clip.mp4", ".")]
+    argv += _draw_options(
+        draw,
+        [
+            ("--image", [str(files["image"])], images),
+            ("--trajectories", [str(files["rich"]), str(files["official"])], tracks),
+            ("--out", [str(out / "clip.mp4")], outs),
+            ("--steps", ["1"], ["0", "-1", "1001", "x"]),
+            ("--num-frames", ["2"], ["1", "0", "100000", "x"]),
+            ("--height", ["16", "24"], ["7", "0", "-8", "100000"]),
+            ("--width", ["16"], ["12", "0", "100000"]),
+            ("--fps", ["8", "2.5"], NUMBERS),
+            ("--seed", ["0", "12"], ["-1", str(2**63), "x", "1.5"]),
+            ("--guidance-scale", ["7.5", "1"], NUMBERS),
+            ("--motion-guidance", ["1", "2"], NUMBERS),
+            ("--camera-free-guidance", ["1.5"], NUMBERS),
+            ("--flow-scale", ["1", "0"], NUMBERS),
+            ("--mode", ["object", "camera", "camera=1,object=0.5"], ["sideways", "camera=", "none"]),
+            ("--device", ["cpu"], ["cuda:9", "tpu", ""]),
+            ("--trajectory-size", ["384x256", "96x64"], ["0x0", "10x10", "x", "384"]),
+        ],
+        required,
+    )
     argv += draw(st.sampled_from([[], ["--gif"], ["--no-side-by-side"], ["--gif", "--no-side-by-side"]]))
     if "--num-frames" not in argv:  # keep every run small: the model's native size takes much longer
         argv += ["--num-frames", "2"]
@@ -150,7 +163,7 @@ def _check_generate(data: st.DataObject) -> None:
             assert written == set(), (argv, written)
 
 
-@settings(max_examples=12, **COMMON_SETTINGS)
+@settings(max_examples=25, **COMMON_SETTINGS)
 @given(data=st.data())
 def test_generate_exits_0_or_2_without_traceback_or_stray_files(data):
     """About a third of the drawn runs are valid and generate (1 step, 2 x 16 x 16): a few seconds each."""
@@ -158,7 +171,7 @@ def test_generate_exits_0_or_2_without_traceback_or_stray_files(data):
 
 
 @pytest.mark.slow
-@settings(max_examples=60, **COMMON_SETTINGS)
+@settings(max_examples=100, **COMMON_SETTINGS)
 @given(data=st.data())
 def test_generate_exits_0_or_2_without_traceback_or_stray_files_many_examples(data):
     _check_generate(data)
@@ -216,21 +229,22 @@ def curate_argv(draw, inputs: dict[str, Path], root: Path) -> list[str]:
         target if target.startswith("/") else str(root / target),
         "--dry-run",
     ]
-    for flag, good, bad in (
-        ("--seed", ["0", "7"], ["-1", "x", str(2**63)]),
-        ("--num-frames", ["16"], ["0", "1", "x"]),
-        ("--stride-min", ["1"], ["0", "x"]),
-        ("--stride-max", ["4"], ["0", "x"]),
-        ("--motion-drop", ["0.25", "0"], NUMBERS + ["1", "1.5"]),
-        ("--scene-threshold", ["27"], NUMBERS),
-        ("--grid-size", ["4"], ["0", "x"]),
-        ("--samples-per-shard", ["2"], ["0", "x"]),
-        ("--tracker", ["lk"], ["cotracker", "sideways"]),
-        ("--motion-backend", ["dis"], ["raft", "sideways"]),
-        ("--workers", ["1", "2"], ["0", "x"]),
-    ):
-        argv += draw(_option(flag, good, bad))
-    return argv
+    return argv + _draw_options(
+        draw,
+        [
+            ("--seed", ["0", "7"], ["-1", "x", str(2**63)]),
+            ("--num-frames", ["16"], ["0", "1", "x"]),
+            ("--stride-min", ["1"], ["0", "x"]),
+            ("--stride-max", ["4"], ["0", "x"]),
+            ("--motion-drop", ["0.25", "0"], NUMBERS + ["1", "1.5"]),
+            ("--scene-threshold", ["27"], NUMBERS),
+            ("--grid-size", ["4"], ["0", "x"]),
+            ("--samples-per-shard", ["2"], ["0", "x"]),
+            ("--tracker", ["lk"], ["cotracker", "sideways"]),
+            ("--motion-backend", ["dis"], ["raft", "sideways"]),
+            ("--workers", ["1", "2"], ["0", "x"]),
+        ],
+    )
 
 
 @settings(max_examples=30, **COMMON_SETTINGS)

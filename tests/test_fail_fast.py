@@ -96,7 +96,8 @@ BAD_GENERATE = [
     (["--num-frames", "1"], "num_frames must be at least 2"),
     (["--height", "7"], "multiples of 8"),
     (["--num-frames", "100000"], "more than the limit"),
-    (["--height", "100000", "--width", "100000"], "more than the limit"),
+    (["--height", "100000", "--width", "100000"], "at most 4096"),
+    (["--num-frames", "2", "--height", "16", "--width", "100000"], "at most 4096"),
     (["--device", "cuda:99"], "not available"),
     (["--device", "tpu"], "unknown device 'tpu'"),
     (["--trajectory-size", "0x5"], "--trajectory-size: expected WIDTHxHEIGHT"),
@@ -274,6 +275,9 @@ def test_sampling_settings_and_sizes_are_checked_where_they_are_made():
         check_video_size(17, 1024, 1536, 8)
     with pytest.raises(ValueError, match="positive whole number"):
         check_video_size(16, 0, 64, 8)
+    with pytest.raises(ValueError, match="at most 4096"):
+        check_video_size(2, 16, 100_000, 8)  # 3.2 M pixels: under the pixel cap, but one side too long
+    check_video_size(2, 16, 4096, 8)
 
 
 # -------------------------------------------------------------------------------- the files layer

@@ -24,6 +24,7 @@ from imageconductor.guidance import AdapterSelection, format_mode, normalize_mod
 __all__ = [
     "MAX_SEED",
     "MAX_VIDEO_PIXELS",
+    "MAX_VIDEO_SIDE",
     "RELEASED_VIDEO_SIZE",
     "SamplingSettings",
     "VideoSize",
@@ -38,6 +39,9 @@ __all__ = [
 #: Largest video asked for, in frames x height x width: 16 frames at 1024 x 1536 (16 times the released
 #: size). A plain cap that refuses requests that could never fit in memory before any work starts.
 MAX_VIDEO_PIXELS = 16 * 1024 * 1536
+#: Longest side of a video in pixels (four times the released width; also bounds extreme aspect ratios
+#: that stay under `MAX_VIDEO_PIXELS`).
+MAX_VIDEO_SIDE = 4096
 #: Seeds are 0 <= seed < 2**63 (what a torch.Generator accepts as a non-negative seed).
 MAX_SEED = 2**63
 
@@ -68,7 +72,8 @@ class VideoSize:
 
 def check_video_size(num_frames: int, height: int, width: int, scale: int) -> None:
     """Raise ValueError unless the video size is usable: whole numbers, at least 2 frames, height and width
-    multiples of the VAE factor ``scale``, and at most `MAX_VIDEO_PIXELS` frames x pixels."""
+    multiples of the VAE factor ``scale`` and at most `MAX_VIDEO_SIDE`, and at most `MAX_VIDEO_PIXELS`
+    frames x pixels."""
     for name, value in (("num_frames", num_frames), ("height", height), ("width", width)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
             raise ValueError(f"{name} must be a positive whole number, got {value!r}")
@@ -78,6 +83,8 @@ def check_video_size(num_frames: int, height: int, width: int, scale: int) -> No
         )
     if num_frames < 2:
         raise ValueError(f"num_frames must be at least 2, got {num_frames}")
+    if max(height, width) > MAX_VIDEO_SIDE:
+        raise ValueError(f"height and width must be at most {MAX_VIDEO_SIDE}, got {height} and {width}")
     if num_frames * height * width > MAX_VIDEO_PIXELS:
         raise ValueError(
             f"{num_frames} frames of {width}x{height} are {num_frames * height * width:,} pixels, more than "
