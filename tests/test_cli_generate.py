@@ -35,6 +35,9 @@ def _base_args(official_dir, official_manifest, image_path, out):
         official_manifest["prompt"],
         "--trajectories",
         str(official_dir / "trajectories" / "model_step.json"),
+        # The golden tracks are an official list drawn on the tiny model's own frame.
+        "--trajectory-size",
+        f"{size['W']}x{size['H']}",
         "--pretrained-model-path",
         str(official_dir / "sd15-tiny"),
         "--unet",

@@ -85,9 +85,9 @@ def test_memory_estimate_lets_a_fitting_request_through(
 @pytest.mark.parametrize(
     ("options", "expected"),
     [
-        (("--device", "cuda"), "no cuda device is available"),
-        (("--device", "cuda:3"), "no cuda device is available"),
-        (("--device", "nonsense"), "is not a torch device"),
+        (("--device", "cuda"), "not available on this machine"),
+        (("--device", "cuda:3"), "not available on this machine"),
+        (("--device", "nonsense"), "unknown device"),
         (("--device", "cpu", "--offload"), "--offload"),
     ],
 )

@@ -146,7 +146,7 @@ def test_batch_of_prompts_matches_single_calls(pipe, call_kwargs, official_manif
         ({"trajectories": [[[1.0, 2.0]]]}, ValueError, "exactly one of `trajectories`"),
         ({"mode": "sideways"}, ValueError, "mode must be"),
         ({"output_type": "gif"}, ValueError, "output_type"),
-        ({"height": 60}, ValueError, "divisible by 8"),
+        ({"height": 60}, ValueError, "multiples of 8"),
         ({"latents": torch.zeros(1, 4, 3, 2, 2)}, ValueError, "latents must be shaped"),
         ({"callback_on_step_end_tensor_inputs": ["noise"]}, ValueError, "noise"),
         ({"camera_free_guidance": 1.5, "mode": "none"}, ValueError, "not 'none'"),

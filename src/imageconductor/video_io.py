@@ -2,14 +2,13 @@
 
 Frames are always ``uint8`` arrays shaped ``(T, H, W, 3)`` in RGB order. Every writer first writes a
 temporary file beside the target and renames it into place, so a crash never leaves a half-written
-video under the final name.
+video under the final name; the final file has the permissions of the user's umask.
 """
 
 from __future__ import annotations
 
 import io
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +18,8 @@ from pathlib import Path
 import av
 import numpy as np
 from PIL import Image
+
+from imageconductor.files import AtomicFile
 
 __all__ = [
     "VideoDecodeError",
@@ -188,29 +189,10 @@ def _as_frames(frames) -> np.ndarray:
     return array
 
 
-class _AtomicFile:
-    """A temporary file beside ``path`` that either replaces ``path`` (``commit``) or vanishes (``discard``)."""
-
-    def __init__(self, path: PathLike):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(
-            prefix=f".{self.path.stem}.", suffix=f".tmp{self.path.suffix}", dir=self.path.parent
-        )
-        os.close(handle)
-        self.temp = Path(name)
-
-    def commit(self) -> None:
-        os.replace(self.temp, self.path)
-
-    def discard(self) -> None:
-        self.temp.unlink(missing_ok=True)
-
-
 @contextmanager
 def _atomic_target(path: PathLike):
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success, delete it on failure."""
-    target = _AtomicFile(path)
+    target = AtomicFile(path)
     try:
         yield target.temp
         target.commit()
@@ -267,7 +249,7 @@ class Mp4Writer:
         if self._buffer is not None:
             self._container = av.open(self._buffer, mode="w", format="mp4")
         else:
-            self._target = _AtomicFile(self.path)
+            self._target = AtomicFile(self.path)
             self._container = av.open(str(self._target.temp), mode="w", format="mp4")
         return self
 

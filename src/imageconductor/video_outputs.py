@@ -3,6 +3,7 @@ trajectories drawn over the generated frames."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,16 +39,33 @@ def write_generation_outputs(
 ) -> dict[str, Path]:
     """Write ``frames`` (``(F, H, W, 3)`` uint8) as ``out`` (MP4), optionally a GIF, and the side-by-side
     video (generated | generated with ``trajectories`` drawn in ``colors``, tracks resampled to the frame
-    count; ``trajectories`` in the frames' pixels). Returns the written files by the names of
-    `output_paths`."""
+    count; ``trajectories`` in the frames' pixels).
+    Returns the written files by the names of `output_paths`.
+
+    All or nothing: every file is first written under a hidden temporary name beside ``out`` and the
+    files are renamed into place only once all of them are written; a failure removes the temporaries
+    and leaves no output (and earlier outputs of the same name untouched)."""
     paths = output_paths(out)
-    written = {"mp4": write_mp4(frames, paths["mp4"], fps=fps)}
-    if gif:
-        written["gif"] = write_gif(frames, paths["gif"], fps=fps)
-    if with_side_by_side:
-        tracks = [np.asarray(resample_track(track, len(frames))) for track in trajectories.tracks]
-        panel = side_by_side(frames, draw_trajectories(frames, tracks, colors=colors))
-        written["side_by_side"] = write_mp4(panel, paths["side_by_side"], fps=fps)
+    staged: dict[str, Path] = {}
+
+    def stage(name: str) -> Path:
+        path = paths[name]
+        staged[name] = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+        return staged[name]
+
+    try:
+        write_mp4(frames, stage("mp4"), fps=fps)
         if gif:
-            written["side_by_side_gif"] = write_gif(panel, paths["side_by_side_gif"], fps=fps)
-    return written
+            write_gif(frames, stage("gif"), fps=fps)
+        if with_side_by_side:
+            tracks = [np.asarray(resample_track(track, len(frames))) for track in trajectories.tracks]
+            panel = side_by_side(frames, draw_trajectories(frames, tracks, colors=colors))
+            write_mp4(panel, stage("side_by_side"), fps=fps)
+            if gif:
+                write_gif(panel, stage("side_by_side_gif"), fps=fps)
+        for name, temporary in staged.items():
+            os.replace(temporary, paths[name])
+    finally:
+        for temporary in staged.values():
+            temporary.unlink(missing_ok=True)
+    return {name: paths[name] for name in staged}

@@ -27,24 +27,30 @@ if TYPE_CHECKING:
 __all__ = [
     "CLIError",
     "add_sampling_options",
+    "add_trajectory_size_option",
     "add_video_size_options",
     "add_weight_options",
+    "check_memory",
+    "check_steps",
     "finite_float",
     "frame_size",
     "load_image",
-    "check_memory",
     "load_pipeline",
-    "lora_argument",
-    "official_files",
-    "resolve_device",
     "load_trajectory_file",
+    "lora_argument",
     "mode_argument",
     "non_negative_float",
+    "official_files",
     "one_line",
+    "output_file",
+    "output_folder",
+    "positive_float",
     "positive_int",
+    "resolve_device",
     "resolve_video_size",
     "sampling_settings",
     "seed_range",
+    "seed_value",
     "weights_folder",
 ]
 
@@ -60,15 +66,21 @@ def one_line(exc: BaseException, limit: int = 600) -> str:
 
 
 # ------------------------------------------------------------------------------------- argument types
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
+def _whole_number(text: str, low: int, high: int | None, expected: str) -> int:
+    """``text`` as an int with ``low <= value`` (and ``value < high`` when given), else the argparse error
+    ``expected <expected>, got '<text>'``."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if value < low or (high is not None and value >= high):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    return _whole_number(text, 1, None, "a positive integer")
 
 
 def finite_float(text: str) -> float:
@@ -80,6 +92,19 @@ def finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
+def seed_value(text: str) -> int:
+    """argparse type: a seed, a whole number with 0 <= seed < 2**63."""
+    return _whole_number(text, 0, 2**63, "a seed with 0 <= seed < 2**63")
 
 
 def non_negative_float(text: str) -> float:
@@ -264,30 +289,31 @@ def model_index(args: argparse.Namespace) -> dict[str, Any]:
         raise CLIError(f"cannot read {folder / 'model_index.json'}: {one_line(exc)}") from exc
 
 
-def resolve_device(args: argparse.Namespace) -> torch.device:
-    """The device ``--device`` names (default: cuda if available, else cpu); CLIError in one line when
-    this machine lacks it, before any weight is read."""
+def resolve_device(name: str | None) -> str:
+    """The torch device to run on: ``name`` (default: cuda if available, else cpu), checked without
+    loading anything: CLIError when torch does not know it or this machine does not have it."""
     import torch
 
-    name = getattr(args, "device", None) or ("cuda" if torch.cuda.is_available() else "cpu")
+    if name is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError) as exc:
-        raise CLIError(f"--device {name!r} is not a torch device: {one_line(exc)}") from exc
-    backend = getattr(torch, device.type, None) if device.type != "cpu" else None
+        raise CLIError(f"unknown device {name!r}: {one_line(exc, 200)}") from None
+    if device.type == "cpu":
+        return name
+    backend = getattr(torch, device.type, None)
     if device.type == "mps":
         backend = torch.backends.mps
-    if device.type != "cpu" and not (backend is not None and backend.is_available()):
+    is_available = getattr(backend, "is_available", None)
+    if is_available is None or not is_available():
+        raise CLIError(f"device {name!r} is not available on this machine (try --device cpu)")
+    count = getattr(backend, "device_count", None)
+    if device.index is not None and count is not None and device.index >= count():
         raise CLIError(
-            f"--device {name}: no {device.type} device is available on this machine; use --device cpu"
+            f"device {name!r} is not available: this machine has {count()} {device.type} device(s)"
         )
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise CLIError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    if getattr(args, "offload", False) and device.type == "cpu":
-        raise CLIError(
-            "--offload keeps the networks on the CPU between uses of a GPU; it needs a CUDA device"
-        )
-    return device
+    return name
 
 
 def official_files(args: argparse.Namespace) -> dict[str, Path] | None:
@@ -379,11 +405,15 @@ def load_pipeline(
 
     from imageconductor.pipelines import ImageConductorPipeline
 
-    device = resolve_device(args)
+    device = torch.device(resolve_device(getattr(args, "device", None)))
     folder = weights_folder(args)
     if getattr(args, "personalized", None) is not None and folder is not None:
         raise CLIError(
             "--personalized needs the official files or --from-hub (their SD1.5 configs describe it)"
+        )
+    if getattr(args, "offload", False) and device.type == "cpu":
+        raise CLIError(
+            "--offload keeps the networks on the CPU between uses of a GPU; it needs a CUDA device"
         )
     files = official_files(args)
     if settings is not None:
@@ -415,6 +445,18 @@ def load_pipeline(
 
 
 # ----------------------------------------------------------------------------------- sampling options
+def add_trajectory_size_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--trajectory-size WxH``: the frame the points of an official list file were drawn on."""
+    parser.add_argument(
+        "--trajectory-size",
+        type=frame_size,
+        default=None,
+        metavar="WxH",
+        help="frame the points of an official list file were drawn on (default 384x256, the released "
+        "canvas); a rich file states its own",
+    )
+
+
 def add_video_size_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """``--num-frames/--height/--width``; unset values are the model's native size."""
     parser.add_argument("--num-frames", type=positive_int, help="frames (default: the model's native count)")
@@ -428,10 +470,12 @@ def add_sampling_options(
     """The sampling options of `SamplingSettings`: steps, guidance scales and seed, and with
     ``per_request`` also camera-free guidance, the flow scale and the video size."""
     group = parser.add_argument_group("sampling")
-    group.add_argument("--steps", type=positive_int, default=25, help="DDIM steps (default 25)")
+    group.add_argument(
+        "--steps", type=positive_int, default=25, help="DDIM steps (default 25; at most the scheduler's 1000)"
+    )
     group.add_argument(
         "--guidance-scale",
-        type=finite_float,
+        type=non_negative_float,
         default=7.5,
         help="classifier-free guidance λ_cfg (default 7.5, the released code's; the paper states 8.5)",
     )
@@ -443,18 +487,18 @@ def add_sampling_options(
         "does the prompt's (default 1 = off, as released; 2 follows the trajectories more strongly; one more "
         "batch row)",
     )
-    group.add_argument("--seed", type=int, default=seed_default, help=seed_help)
+    group.add_argument("--seed", type=seed_value, default=seed_default, help=seed_help)
     if not per_request:
         return
     group.add_argument(
         "--camera-free-guidance",
-        type=finite_float,
+        type=non_negative_float,
         default=None,
         help="λ_traj of camera-free guidance (paper Eq. 5); off by default",
     )
     group.add_argument(
         "--flow-scale",
-        type=finite_float,
+        type=non_negative_float,
         default=1.0,
         help="factor on the motion ControlNet's residuals (default 1; 0 = trajectory control off)",
     )
@@ -464,7 +508,7 @@ def add_sampling_options(
 def resolve_video_size(args: argparse.Namespace) -> VideoSize:
     """The video size asked for: ``--num-frames/--height/--width`` where given, else the selected model's
     native size; CLIError unless height and width are multiples of the model's VAE factor."""
-    from imageconductor.pipelines import VideoSize
+    from imageconductor.pipelines import VideoSize, check_video_size
 
     index = model_index(args)
     native = VideoSize.native(index)
@@ -473,22 +517,16 @@ def resolve_video_size(args: argparse.Namespace) -> VideoSize:
         height=args.height or native.height,
         width=args.width or native.width,
     )
-    factor = vae_scale_factor(args)
-    if size.height % factor or size.width % factor:
-        raise CLIError(
-            f"--height and --width must be multiples of {factor} (the model's VAE factor), "
-            f"got {size.height} and {size.width}"
-        )
-    if size.num_frames < 2:
-        raise CLIError(f"--num-frames must be at least 2, got {size.num_frames}")
+    try:
+        check_video_size(size.num_frames, size.height, size.width, vae_scale_factor(args))
+    except ValueError as exc:
+        raise CLIError(f"--num-frames/--height/--width: {exc}") from None
     return size
 
 
 def vae_scale_factor(args: argparse.Namespace) -> int:
     """The selected model's VAE downsampling factor, read from its VAE config without loading weights."""
-    folder = weights_folder(args)
-    root = official_files(args)["pretrained_model_path"] if folder is None else folder
-    config_path = Path(root) / "vae" / "config.json"
+    config_path = model_root(args) / "vae" / "config.json"
     from imageconductor.models import vae_scale_factor as factor_of
 
     try:
@@ -497,12 +535,33 @@ def vae_scale_factor(args: argparse.Namespace) -> int:
         raise CLIError(f"cannot read the VAE config {config_path}: {one_line(exc)}") from exc
 
 
+def check_steps(steps: int, model_root: Path) -> None:
+    """CLIError when ``steps`` exceeds the scheduler's training timesteps of the model folder
+    ``model_root`` (read from its scheduler config without loading weights; 1000 when it does not say)."""
+    config_path = Path(model_root) / "scheduler" / "scheduler_config.json"
+    try:
+        max_steps = int(json.loads(config_path.read_text()).get("num_train_timesteps", 1000))
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        raise CLIError(f"cannot read the scheduler config {config_path}: {one_line(exc)}") from exc
+    if steps > max_steps:
+        raise CLIError(
+            f"--steps must be at most {max_steps} (the scheduler's training timesteps), got {steps}"
+        )
+
+
+def model_root(args: argparse.Namespace) -> Path:
+    """The folder holding the selected model's configs: the saved pipeline or the Stable Diffusion folder."""
+    folder = weights_folder(args)
+    return Path(official_files(args)["pretrained_model_path"] if folder is None else folder)
+
+
 def sampling_settings(args: argparse.Namespace, size: VideoSize, seed: int) -> SamplingSettings:
     """The `SamplingSettings` the sampling options ask for, at ``size``."""
     from imageconductor.pipelines import SamplingSettings
 
     if args.mode == "none" and args.camera_free_guidance is not None:
         raise CLIError("--camera-free-guidance needs --mode object, camera or a blend (not none)")
+    check_steps(args.steps, model_root(args))
     return SamplingSettings(
         mode=args.mode,
         num_frames=size.num_frames,
@@ -519,27 +578,48 @@ def sampling_settings(args: argparse.Namespace, size: VideoSize, seed: int) -> S
 
 # ------------------------------------------------------------------------------------------ input files
 def load_image(path: Path) -> Image:
-    """The RGB PIL image at ``path``; CLIError when it is missing or unreadable."""
-    from PIL import Image, UnidentifiedImageError
+    """The RGB PIL image at ``path``, upright by its EXIF orientation (`imageconductor.files.read_image`);
+    CLIError when it is missing, unreadable or over the pixel limit."""
+    from imageconductor.files import FileCheckError, read_image
 
-    if not path.is_file():
-        raise CLIError(f"image not found: {path}")
     try:
-        with Image.open(path) as image:
-            image.load()
-            return image.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise CLIError(f"cannot read image {path}: {one_line(exc)}") from exc
+        return read_image(path)
+    except FileCheckError as exc:
+        raise CLIError(str(exc)) from None
 
 
-def load_trajectory_file(path: Path, width: int, height: int) -> TrajectorySet:
-    """The trajectory file at ``path`` in the ``width x height`` frame (see
+def output_file(path: Path, flag: str) -> Path:
+    """``path`` checked as an output file before any work (`imageconductor.files.check_output_file`)."""
+    from imageconductor.files import FileCheckError, check_output_file
+
+    try:
+        return check_output_file(path)
+    except FileCheckError as exc:
+        raise CLIError(f"{flag}: {exc}") from None
+
+
+def output_folder(path: Path, flag: str, not_inside: Path | None = None) -> Path:
+    """``path`` checked as an output folder before any work (`imageconductor.files.check_output_folder`),
+    outside the folder ``not_inside`` when given."""
+    from imageconductor.files import FileCheckError, check_output_folder
+
+    try:
+        return check_output_folder(path, not_inside=not_inside)
+    except FileCheckError as exc:
+        raise CLIError(f"{flag}: {exc}") from None
+
+
+def load_trajectory_file(
+    path: Path, width: int, height: int, source_size: tuple[int, int] | None = None
+) -> TrajectorySet:
+    """The trajectory file at ``path`` in the ``width x height`` frame: an official list is read in the
+    released 384x256 frame (or ``source_size``) and rescaled (see
     `imageconductor.pipelines.load_trajectory_set`); CLIError naming what is wrong."""
     from imageconductor.pipelines import load_trajectory_set
 
     if not path.is_file():
-        raise CLIError(f"trajectory file not found: {path}")
+        raise CLIError(f"trajectory file not found: {path}" + (" (it is a folder)" if path.is_dir() else ""))
     try:
-        return load_trajectory_set(path, width, height)
+        return load_trajectory_set(path, width, height, source_size=source_size)
     except (ValueError, OSError) as exc:
         raise CLIError(f"bad trajectory file {path}: {one_line(exc)}") from exc

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from imageconductor.cli.common import CLIError, one_line, positive_int
+from imageconductor.cli.common import CLIError, one_line, positive_int, seed_value
 from imageconductor.curation.config import (
     DIS_PRESETS,
     INDEX_FORMATS,
@@ -59,7 +59,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """The ``curate`` arguments and options."""
-    parser.add_argument("input", type=Path, help="a folder of videos, a list file, or a CSV/JSONL manifest")
+    parser.add_argument(
+        "input", type=Path, help="a video file, a folder of videos, a list file, or a CSV/JSONL manifest"
+    )
     parser.add_argument("out", type=Path, help="output folder (shards/, index, report.jsonl, summary.json)")
     parser.add_argument("--engine", choices=("local", "ray"), default="local", help="execution engine")
     parser.add_argument(
@@ -71,8 +73,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=None, help="CurationConfig as JSON or YAML")
     parser.add_argument("--dry-run", action="store_true", help="print what would be done and exit")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument(
+        "--strict", action="store_true", help="exit with status 1 when no clip is kept (default: 0)"
+    )
     group = parser.add_argument_group("settings (override --config; defaults: CurationConfig)")
-    group.add_argument("--seed", type=int, help="seed of every random choice (default 0)")
+    group.add_argument("--seed", type=seed_value, help="seed of every random choice (default 0)")
     group.add_argument("--num-frames", type=positive_int, help="frames per clip (default 32)")
     group.add_argument("--stride-min", type=positive_int, help="smallest frame stride (default 1)")
     group.add_argument("--stride-max", type=positive_int, help="largest frame stride (default 16)")
@@ -113,7 +118,8 @@ def build_config(args: argparse.Namespace) -> CurationConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the ``curate`` subcommand; bad arguments and inputs raise the CLI's one-line error."""
+    """Run the ``curate`` subcommand; bad arguments and inputs raise the CLI's one-line error. A run that
+    keeps no clip says so; with ``--strict`` it then exits with status 1."""
     from imageconductor.curation.pipeline import DryRunReport, curate
 
     try:
@@ -132,4 +138,5 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(one_line(exc)) from exc
     if isinstance(result, DryRunReport):
         print(result.describe())
-    return 0
+        return 0
+    return 1 if args.strict and result.summary["kept"] == 0 else 0

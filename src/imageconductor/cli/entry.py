@@ -2,13 +2,16 @@
 `imageconductor.cli.common`.
 
 Expected failures (missing weights, unreadable image, bad trajectory file, bad arguments) print one line
-``imageconductor: error: ...`` to stderr and exit with status 2, without a traceback.
+``imageconductor: error: ...`` to stderr and exit with status 2, without a traceback; warnings of
+imageconductor (a prompt longer than the text encoder reads) print one line ``imageconductor: warning: ...``
+and the run goes on.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
@@ -43,12 +46,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings of imageconductor itself as one line ``imageconductor: warning: ...`` on stderr."""
+    print(f"imageconductor: warning: {' '.join(str(message).split())}", file=file or sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``imageconductor`` script; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    default_show = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        own = category.__module__.startswith("imageconductor")
+        (_show_warning if own else default_show)(message, category, filename, lineno, file, line)
+
     try:
-        args = build_parser().parse_args(argv)
-        return int(args.handler(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = show
+            args = build_parser().parse_args(argv)
+            return int(args.handler(args) or 0)
     except CLIError as exc:
         print(f"imageconductor: error: {exc}", file=sys.stderr)
         return 2

@@ -20,12 +20,21 @@ from pathlib import Path
 from imageconductor.cli.common import (
     CLIError,
     add_sampling_options,
+    add_trajectory_size_option,
     add_weight_options,
+    check_steps,
     load_image,
     load_pipeline,
+    load_trajectory_file,
     mode_argument,
     model_index,
+    non_negative_float,
     one_line,
+    output_file,
+    output_folder,
+    positive_float,
+    positive_int,
+    resolve_device,
     resolve_video_size,
     sampling_settings,
     seed_range,
@@ -45,10 +54,10 @@ def _add_tracker_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--cotracker-checkpoint", type=Path, help="local CoTracker checkpoint (--tracker cotracker)"
     )
-    group.add_argument("--grid-size", type=int, default=16, help="background grid size (default 16)")
+    group.add_argument("--grid-size", type=positive_int, default=16, help="background grid size (default 16)")
     group.add_argument(
         "--exclusion-radius",
-        type=float,
+        type=non_negative_float,
         default=None,
         help="background points closer than this to an object trajectory are ignored (default max(H, W)/12)",
     )
@@ -81,13 +90,13 @@ def _add_suite_parser(subparsers) -> None:
     )
     source.add_argument(
         "--texture-scale",
-        type=float,
+        type=positive_float,
         default=None,
         help="synthetic-* background smoothness (default: the model's synthetic world, else 1)",
     )
     source.add_argument(
         "--motion-scale",
-        type=float,
+        type=positive_float,
         default=None,
         help="synthetic-* speed multiplier (default: the model's synthetic world, else 1)",
     )
@@ -129,7 +138,7 @@ def _add_synthetic_parser(subparsers) -> None:
     )
     parser.add_argument(
         "--motion-scale",
-        type=float,
+        type=positive_float,
         default=None,
         help="speeds of the held-out clips (default: the model's own synthetic world)",
     )
@@ -156,6 +165,7 @@ def _add_video_parser(subparsers) -> None:
     )
     parser.add_argument("video", type=Path, help="video file (MP4, GIF, ...)")
     parser.add_argument("--trajectories", type=Path, required=True, help="trajectory JSON file")
+    add_trajectory_size_option(parser)
     parser.add_argument(
         "--kind",
         choices=("object", "camera"),
@@ -194,14 +204,18 @@ def _add_frechet_parsers(subparsers) -> None:
         parser.add_argument("fake", type=Path, help="generated folder")
         parser.add_argument(net_flag, dest="network", type=Path, required=True, help=net_help)
         parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
-        parser.add_argument("--batch-size", type=int, default=None, help="feature batch size")
+        parser.add_argument("--batch-size", type=positive_int, default=None, help="feature batch size")
         parser.add_argument(
             "--save-real-stats", type=Path, default=None, help="write the reference statistics (.npz)"
         )
         if name == "fvd":
-            parser.add_argument("--num-frames", type=int, default=16, help="frames per clip (default 16)")
+            parser.add_argument(
+                "--num-frames", type=positive_int, default=16, help="frames per clip (default 16)"
+            )
         else:
-            parser.add_argument("--frame-stride", type=int, default=1, help="use every N-th video frame")
+            parser.add_argument(
+                "--frame-stride", type=positive_int, default=1, help="use every N-th video frame"
+            )
         parser.set_defaults(evaluate_handler=_run_frechet, metric=name)
 
 
@@ -281,6 +295,8 @@ def _run_suite(args) -> int:
     from imageconductor.evaluation.runner import PipelineGenerator, run_suite
     from imageconductor.guidance import format_mode
 
+    output_folder(args.out, "--out")
+    args.device = resolve_device(args.device)
     size = resolve_video_size(args)
     from imageconductor.pipelines import synthetic_world
 
@@ -347,18 +363,25 @@ def _run_synthetic(args) -> int:
     from imageconductor.pipelines import SamplingSettings, default_model_path
     from imageconductor.training.make_default import write_card_metrics
 
+    output_folder(args.out, "--out")
+    if args.table is not None:
+        output_file(args.table, "--table")
     model = args.model or default_model_path()
     if model is None or not (Path(model) / "model_index.json").is_file():
         raise CLIError(f"{model} is not a saved model folder (no model_index.json)")
     for ablation in args.ablation:
         if not (ablation.folder / "model_index.json").is_file():
             raise CLIError(f"ablation {ablation.name}: {ablation.folder} is not a saved model folder")
-    sampling = SamplingSettings(
-        num_inference_steps=args.steps,
-        guidance_scale=args.guidance_scale,
-        motion_guidance_scale=args.motion_guidance,
-        seed=args.seed,
-    )
+    check_steps(args.steps, Path(model))
+    try:
+        sampling = SamplingSettings(
+            num_inference_steps=args.steps,
+            guidance_scale=args.guidance_scale,
+            motion_guidance_scale=args.motion_guidance,
+            seed=args.seed,
+        )
+    except ValueError as exc:
+        raise CLIError(one_line(exc)) from exc
 
     def show(summary: dict) -> None:
         print(json.dumps(summary, default=str), flush=True)
@@ -377,14 +400,13 @@ def _run_synthetic(args) -> int:
 
 def _run_video(args) -> int:
     from imageconductor.evaluation.runner import evaluate_video
-    from imageconductor.trajectories import TrajectoryError, load_trajectories
-    from imageconductor.video_io import read_video
+    from imageconductor.video_io import probe, read_video
 
+    if args.json is not None:
+        output_file(args.json, "--json")
+    info = probe(args.video)
+    trajectories = load_trajectory_file(args.trajectories, info.width, info.height, args.trajectory_size)
     frames, _ = read_video(args.video)
-    try:
-        trajectories = load_trajectories(args.trajectories, target_size=(frames.shape[2], frames.shape[1]))
-    except TrajectoryError as exc:
-        raise CLIError(f"bad trajectory file {args.trajectories}: {exc}") from exc
     kind = args.kind or (trajectories.kind if trajectories.kind in ("object", "camera") else "object")
     result = evaluate_video(
         frames, trajectories, kind, args.video.stem, _tracker(args), args.grid_size, args.exclusion_radius
@@ -408,6 +430,7 @@ def _run_report(args) -> int:
     from imageconductor.evaluation.report import write_report
     from imageconductor.evaluation.results import SuiteRunResult
 
+    output_folder(args.out, "--out")
     runs = []
     for path in args.runs:
         if not path.is_file():
@@ -433,14 +456,12 @@ def _media_files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
 def _frames_of(folder: Path, stride: int) -> Iterator:
     """Frames of every image and video under ``folder`` (videos: every ``stride``-th frame)."""
     import numpy as np
-    from PIL import Image
 
     from imageconductor.video_io import read_video
 
     for path in _media_files(folder, VIDEO_SUFFIXES + IMAGE_SUFFIXES):
         if path.suffix.lower() in IMAGE_SUFFIXES:
-            with Image.open(path) as image:
-                yield np.asarray(image.convert("RGB"))
+            yield np.asarray(load_image(path))
         else:
             yield from read_video(path)[0][::stride]
 
@@ -464,6 +485,9 @@ def _run_frechet(args) -> int:
         frechet_distance,
     )
 
+    args.device = resolve_device(args.device)
+    if args.save_real_stats is not None:
+        output_file(args.save_real_stats, "--save-real-stats")
     if args.metric == "fid":
         extractor = InceptionFeatureExtractor(args.network, args.device, args.batch_size or 32)
 

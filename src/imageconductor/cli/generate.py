@@ -11,13 +11,16 @@ from pathlib import Path
 from imageconductor.cli.common import (
     CLIError,
     add_sampling_options,
+    add_trajectory_size_option,
     add_weight_options,
-    finite_float,
     load_image,
     load_pipeline,
     load_trajectory_file,
     mode_argument,
     one_line,
+    output_file,
+    positive_float,
+    resolve_device,
     resolve_video_size,
     sampling_settings,
 )
@@ -40,9 +43,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--trajectories",
         required=True,
         type=Path,
-        help="trajectory JSON: the official list of tracks ([[x, y], ...] in pixels of the model frame) "
-        "or the richer format with image_size / kinds / strengths",
+        help="trajectory JSON: the official list of tracks ([[x, y], ...] drawn on the released 384x256 "
+        "canvas, see --trajectory-size) or the richer format with image_size / kinds / strengths; "
+        "rescaled to the video size",
     )
+    add_trajectory_size_option(parser)
     parser.add_argument(
         "--mode",
         default=None,
@@ -54,7 +59,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--gif", action="store_true", help="also write a GIF next to the MP4")
     parser.add_argument("--no-side-by-side", action="store_true", help="skip the side-by-side video")
     parser.add_argument(
-        "--fps", type=finite_float, default=8.0, help="frames per second of the outputs (default 8)"
+        "--fps", type=positive_float, default=8.0, help="frames per second of the outputs (default 8)"
     )
     add_sampling_options(parser, seed_help="random seed (default: random, printed)", seed_default=None)
     add_weight_options(parser)
@@ -63,19 +68,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    """Load the weights, sample, write the MP4 (+ GIF) and the side-by-side video."""
+    """Check every argument and input, load the weights, sample, then write the MP4 (+ GIF) and the
+    side-by-side video all at once (none of them when anything fails)."""
     from imageconductor.pipelines import output_to_uint8
     from imageconductor.video_outputs import write_generation_outputs
 
+    # Every argument and input is checked before the weights load.
     if args.out.suffix.lower() != ".mp4":
         raise CLIError(f"--out must end in .mp4, got {args.out}")
-    if args.fps <= 0:
-        raise CLIError(f"--fps must be > 0, got {args.fps:g}")
+    output_file(args.out, "--out")
+    args.device = resolve_device(args.device)
     size = resolve_video_size(args)
     seed = args.seed if args.seed is not None else random.randrange(2**31)
     settings = sampling_settings(args, size, seed)
     image = load_image(args.image)
-    trajectory_set = load_trajectory_file(args.trajectories, size.width, size.height)
+    trajectory_set = load_trajectory_file(
+        args.trajectories, size.width, size.height, source_size=args.trajectory_size
+    )
     started = time.perf_counter()
     pipe = load_pipeline(args, settings)
     print(f"generating with seed {seed} ...", file=sys.stderr)
@@ -92,14 +101,17 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CLIError(one_line(exc)) from exc
     frames = output_to_uint8(result.frames)
-    written = write_generation_outputs(
-        frames,
-        trajectory_set,
-        args.out,
-        fps=args.fps,
-        gif=args.gif,
-        with_side_by_side=not args.no_side_by_side,
-    )
+    try:
+        written = write_generation_outputs(
+            frames,
+            trajectory_set,
+            args.out,
+            fps=args.fps,
+            gif=args.gif,
+            with_side_by_side=not args.no_side_by_side,
+        )
+    except OSError as exc:
+        raise CLIError(f"cannot write the outputs next to {args.out}: {one_line(exc)}") from exc
     for path in written.values():
         print(f"wrote {path}", file=sys.stderr)
     print(f"done in {time.perf_counter() - started:.1f} s", file=sys.stderr)

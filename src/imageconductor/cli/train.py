@@ -12,7 +12,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from imageconductor.cli.common import CLIError, one_line
+from imageconductor.cli.common import CLIError, one_line, output_folder, positive_float
 
 __all__ = ["add_parser", "run_default", "run_examples", "run_stage"]
 
@@ -75,7 +75,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--work-dir", type=Path, help="where stage runs and checkpoints go (default: <out>-work)"
     )
     default.add_argument(
-        "--steps-scale", type=float, default=1.0, help="multiply every stage's max_steps (default 1)"
+        "--steps-scale", type=positive_float, default=1.0, help="multiply every stage's max_steps (default 1)"
     )
     default.add_argument(
         "--until", help="stop after this stage: vae, base, controlnet, camera or object (default: all five)"
@@ -146,8 +146,9 @@ def run_default(args: argparse.Namespace) -> int:
 
     if args.until is not None and args.until not in STAGE_ORDER:
         raise CLIError(f"--until must be one of {', '.join(STAGE_ORDER)}, got {args.until!r}")
-    if args.steps_scale <= 0:
-        raise CLIError(f"--steps-scale must be > 0, got {args.steps_scale:g}")
+    output_folder(args.out, "--out")
+    if args.work_dir is not None:
+        output_folder(args.work_dir, "--work-dir")
     try:
         plan = plan_with_overrides(load_plan(args.plan, args.profile), args.overrides)
         stage_configs(plan, Path("check"))
@@ -169,7 +170,7 @@ def run_examples(args: argparse.Namespace) -> int:
         index = read_model_index(model) if model is not None else {}
     except (OSError, ValueError) as exc:
         raise CLIError(one_line(exc)) from exc
-    out = args.out or DEFAULT_MODEL_DIR.parent / "examples"
+    out = output_folder(args.out or DEFAULT_MODEL_DIR.parent / "examples", "--out")
     for line in write_example_inputs(out, index):
         print(line)
     return 0

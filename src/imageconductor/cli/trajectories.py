@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from imageconductor.cli.common import CLIError, frame_size, positive_int
+from imageconductor.cli.common import CLIError, finite_float, frame_size, output_file, positive_int
 
 __all__ = ["add_parser", "run"]
 
@@ -73,7 +73,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--size", type=frame_size, default=(384, 256), help="WxH of the frame (default 384x256)"
     )
     preset.add_argument(
-        "--magnitude", type=float, help="pans: pixels; zooms: relative growth (default per preset)"
+        "--magnitude", type=finite_float, help="pans: pixels; zooms: relative growth (default per preset)"
     )
     preset.add_argument("--grid", type=frame_size, default=(3, 3), help="CxR grid of points (default 3x3)")
     parser.set_defaults(handler=run)
@@ -89,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         save_trajectories,
     )
 
+    if args.action != "check":
+        output_file(args.out, "--out")
     try:
         if args.action == "check":
             trajectories = load_trajectories(

@@ -1,6 +1,7 @@
 """Turn the INPUT argument into an ordered list of videos with optional captions.
 
 Accepted forms:
+- a single video file (by its suffix, see ``VIDEO_SUFFIXES``): one input, its ``name.txt`` sidecar the caption;
 - a folder: every regular, non-hidden file below it (sorted); ``name.txt`` beside ``name.<ext>`` is that
   file's caption, not an input;
 - a list file (``.txt``/``.lst``/``.list``): one path per line, ``#`` comments, paths relative to the file;
@@ -23,6 +24,7 @@ from imageconductor.curation.errors import InputListError
 PATH_KEYS = ("path", "video", "file", "filepath", "video_path")
 CAPTION_KEYS = ("caption", "text", "name", "prompt")
 LIST_SUFFIXES = (".txt", ".lst", ".list")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".gif")
 
 
 @dataclass(frozen=True)
@@ -61,10 +63,12 @@ def discover_inputs(source: str | Path) -> list[InputItem]:
             items = _from_records(_read_jsonl(source), source)
         elif suffix in LIST_SUFFIXES:
             items = _from_list_file(source)
+        elif suffix in VIDEO_SUFFIXES:
+            items = [InputItem(source.name, str(source), _sidecar_caption(source))]
         else:
             raise InputListError(
-                f"cannot use {source} as INPUT: give a folder, a list file ({', '.join(LIST_SUFFIXES)}), "
-                "a .csv or a .jsonl manifest"
+                f"cannot use {source} as INPUT: give a video file ({', '.join(VIDEO_SUFFIXES)}), a folder, "
+                f"a list file ({', '.join(LIST_SUFFIXES)}), a .csv or a .jsonl manifest"
             )
     _check_unique(items, source)
     return items
@@ -81,12 +85,17 @@ def _from_folder(folder: Path) -> list[InputItem]:
     for path in files:
         if path.suffix.lower() == ".txt" and path.with_suffix("") in stems_with_media:
             continue  # a caption sidecar
-        caption_file = path.with_suffix(".txt")
-        caption = None
-        if path.suffix.lower() != ".txt" and caption_file.is_file():
-            caption = caption_file.read_text(encoding="utf-8", errors="replace").strip() or None
+        caption = None if path.suffix.lower() == ".txt" else _sidecar_caption(path)
         items.append(InputItem(path.relative_to(folder).as_posix(), str(path), caption))
     return items
+
+
+def _sidecar_caption(path: Path) -> str | None:
+    """The caption in ``name.txt`` beside ``name.<ext>``, if there is one and it is not empty."""
+    caption_file = path.with_suffix(".txt")
+    if not caption_file.is_file():
+        return None
+    return caption_file.read_text(encoding="utf-8", errors="replace").strip() or None
 
 
 def _from_list_file(list_file: Path) -> list[InputItem]:

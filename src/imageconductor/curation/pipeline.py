@@ -40,6 +40,7 @@ from imageconductor.curation.shards import (
 from imageconductor.curation.stages import CANDIDATE
 from imageconductor.curation.tracking import make_tracker
 from imageconductor.curation.workdir import WorkDir, atomic_write_text
+from imageconductor.files import FileCheckError, check_output_folder
 
 ENGINES = ("local", "ray")
 LOW_MOTION = "low_motion"
@@ -143,8 +144,11 @@ def curate(
             raise InputListError(f"duplicate input id {item.input_id!r}")
         seen.add(item.key)
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise CurationError(f"output path {out_dir} exists and is not a folder")
+    source_folder = inputs if isinstance(inputs, (str, Path)) and Path(inputs).is_dir() else None
+    try:
+        check_output_folder(out_dir, not_inside=source_folder)
+    except FileCheckError as exc:
+        raise CurationError(f"output folder: {exc}") from None
     check_backends(config)
     work = WorkDir(out_dir, config.fingerprint())
     log = log or (lambda message: print(message, file=sys.stderr))
@@ -168,7 +172,19 @@ def curate(
         result = _assemble(items, kept_keys, threshold, config, work, out_dir, progress)
     log(format_summary_table(result.summary))
     log(f"{len(result.shards)} shard(s) in {out_dir / SHARD_DIR}; index {result.index_path.name}")
+    if result.summary["kept"] == 0:
+        log(nothing_kept_message(result))
     return result
+
+
+def nothing_kept_message(result: CurationResult) -> str:
+    """The line that says a run kept no clip, with the reasons its inputs were dropped."""
+    reasons = ", ".join(f"{count} {reason}" for reason, count in result.summary["dropped_by_reason"].items())
+    return (
+        f"no clip was kept from {result.summary['inputs']} input(s)"
+        + (f" (dropped: {reasons})" if reasons else "")
+        + f"; see {result.report_path} for each input's reason"
+    )
 
 
 def _run_pass1(runner, items, config, work, progress) -> None:

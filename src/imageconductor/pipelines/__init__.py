@@ -13,21 +13,31 @@ from imageconductor.pipelines.image_conductor import (
     prepare_first_frame,
 )
 from imageconductor.pipelines.settings import (
+    MAX_SEED,
+    MAX_VIDEO_PIXELS,
     RELEASED_VIDEO_SIZE,
     SamplingSettings,
     VideoSize,
+    check_sampling_numbers,
+    check_seed,
+    check_video_size,
     read_model_index,
     synthetic_world,
     write_model_settings,
 )
 
 __all__ = [
+    "MAX_SEED",
+    "MAX_VIDEO_PIXELS",
     "RELEASED_VIDEO_SIZE",
     "HubWeightsError",
     "ImageConductorPipeline",
     "ImageConductorPipelineOutput",
     "SamplingSettings",
     "VideoSize",
+    "check_sampling_numbers",
+    "check_seed",
+    "check_video_size",
     "default_model_path",
     "load_trajectory_set",
     "output_to_uint8",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -46,13 +47,20 @@ from imageconductor.pipelines.hub import (
     fetch_official_files,
     fetch_personalized_file,
 )
-from imageconductor.pipelines.settings import MODEL_SETTING_NAMES, VideoSize, read_model_index
-from imageconductor.trajectories import FlowEncoding, flow_condition, load_trajectories
+from imageconductor.pipelines.settings import (
+    MODEL_SETTING_NAMES,
+    VideoSize,
+    check_sampling_numbers,
+    check_video_size,
+    read_model_index,
+)
+from imageconductor.trajectories import FlowEncoding, TrajectorySet, flow_condition, load_trajectories
 
 __all__ = [
     "ImageConductorPipeline",
     "ImageConductorPipelineOutput",
     "center_crop_resize",
+    "PromptTruncatedWarning",
     "load_trajectory_set",
     "output_to_uint8",
     "prepare_first_frame",
@@ -60,6 +68,10 @@ __all__ = [
 
 ImageInput = PIL.Image.Image | np.ndarray | torch.Tensor
 PathLike = str | os.PathLike
+
+
+class PromptTruncatedWarning(UserWarning):
+    """A prompt is longer than the text encoder reads (77 CLIP tokens); the rest of it is ignored."""
 
 
 @dataclass
@@ -399,6 +411,24 @@ class ImageConductorPipeline(DiffusionPipeline):
         embeds = self.text_encoder(tokens.input_ids.to(device), attention_mask=attention_mask)[0]
         return embeds.to(dtype=self.text_encoder.dtype).repeat_interleave(num_videos_per_prompt, dim=0)
 
+    def prompt_token_count(self, prompt: str) -> int:
+        """Tokens of ``prompt`` for the text encoder, start and end tokens included (not truncated)."""
+        return len(self.tokenizer(prompt, truncation=False, verbose=False).input_ids)
+
+    def warn_if_truncated(self, prompt: str | list[str] | None) -> None:
+        """Warn (`PromptTruncatedWarning`) for each prompt longer than the text encoder reads; the encoder
+        sees only its first ``tokenizer.model_max_length`` tokens (77 for CLIP)."""
+        limit = self.tokenizer.model_max_length
+        for text in [prompt] if isinstance(prompt, str) else list(prompt or []):
+            count = self.prompt_token_count(text)
+            if count > limit:
+                warnings.warn(
+                    f"the prompt is {count} tokens long; the text encoder reads only the first {limit}, "
+                    f"so the rest is ignored: {text[:40]!r}...",
+                    PromptTruncatedWarning,
+                    stacklevel=3,
+                )
+
     def encode_image(
         self,
         image: ImageInput,
@@ -518,10 +548,7 @@ class ImageConductorPipeline(DiffusionPipeline):
         native = self.native_size
         num_frames = num_frames or native.num_frames
         height, width = height or native.height, width or native.width
-        if height % scale or width % scale:
-            raise ValueError(f"height and width must be divisible by {scale}, got {height} and {width}")
-        if num_frames < 2:
-            raise ValueError(f"num_frames must be at least 2, got {num_frames}")
+        check_video_size(num_frames, height, width, scale)
         return num_frames, height, width
 
     def check_inputs(
@@ -537,8 +564,15 @@ class ImageConductorPipeline(DiffusionPipeline):
         num_inference_steps: int,
         output_type: str,
         callback_on_step_end_tensor_inputs: Sequence[str],
+        guidance_scale: float = 7.5,
+        camera_free_guidance: float | None = None,
+        motion_guidance_scale: float = 1.0,
+        flow_conditioning_scale: float = 1.0,
+        num_videos_per_prompt: int = 1,
+        eta: float = 0.0,
     ) -> None:
-        """Raise ValueError / TypeError naming the argument that is missing, doubled or malformed."""
+        """Raise ValueError / TypeError naming the argument that is missing, doubled, malformed, not finite
+        or out of range (see `check_sampling_numbers`), before any compute."""
         if (prompt is None) == (prompt_embeds is None):
             raise ValueError("pass exactly one of `prompt` and `prompt_embeds`")
         if prompt is not None and not (
@@ -555,8 +589,24 @@ class ImageConductorPipeline(DiffusionPipeline):
             raise ValueError("pass exactly one of `image` (the first frame) and `image_latents`")
         if (trajectories is None) == (flow_condition is None):
             raise ValueError("pass exactly one of `trajectories` and `flow_condition`")
-        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
-            raise ValueError(f"num_inference_steps must be a positive integer, got {num_inference_steps!r}")
+        check_sampling_numbers(
+            num_inference_steps,
+            guidance_scale,
+            camera_free_guidance,
+            motion_guidance_scale,
+            flow_conditioning_scale,
+            max_steps=self.scheduler.config.get("num_train_timesteps"),
+        )
+        if isinstance(num_videos_per_prompt, bool) or not isinstance(num_videos_per_prompt, int):
+            raise ValueError(
+                f"num_videos_per_prompt must be a positive integer, got {num_videos_per_prompt!r}"
+            )
+        if num_videos_per_prompt < 1:
+            raise ValueError(
+                f"num_videos_per_prompt must be a positive integer, got {num_videos_per_prompt!r}"
+            )
+        if isinstance(eta, bool) or not isinstance(eta, int | float) or not 0 <= eta <= 1:
+            raise ValueError(f"eta must be a number in [0, 1], got {eta!r}")
         if output_type not in ("pil", "np", "pt", "latent"):
             raise ValueError(f"output_type must be 'pil', 'np', 'pt' or 'latent', got {output_type!r}")
         unknown = [
@@ -606,7 +656,8 @@ class ImageConductorPipeline(DiffusionPipeline):
                 to ``width / height``, resized, encoded with the VAE (sampled with ``generator``) and scaled
                 by ``vae.config.scaling_factor``. Or give ``image_latents`` ``(1|B, 4, 1, h, w)`` directly.
             trajectories: a list of tracks (each a list of ``[x, y]`` pixels of the model frame), a
-                ``TrajectorySet`` or a path to a trajectory JSON file. Or give ``flow_condition``
+                ``TrajectorySet`` or a path to a trajectory JSON file (an official list file is in the
+                released 384×256 frame; see :func:`load_trajectory_set`). Or give ``flow_condition``
                 ``(1|B, 2, num_frames, height, width)`` directly.
             mode: flow-ControlNet adapter: ``"object"``, ``"camera"``, ``"none"`` or blend weights such as
                 ``{"camera": 1.0, "object": 0.5}``. ``None``: ``"camera"`` for a TrajectorySet of camera
@@ -645,18 +696,22 @@ class ImageConductorPipeline(DiffusionPipeline):
             num_inference_steps,
             output_type,
             callback_on_step_end_tensor_inputs,
+            guidance_scale=guidance_scale,
+            camera_free_guidance=camera_free_guidance,
+            motion_guidance_scale=motion_guidance_scale,
+            flow_conditioning_scale=flow_conditioning_scale,
+            num_videos_per_prompt=num_videos_per_prompt,
+            eta=eta,
         )
         _check_chunk_size(decode_chunk_size)
+        for text in (prompt, negative_prompt):
+            self.warn_if_truncated(text)
         num_frames, height, width = self._resolve_sizes(
             num_frames, height, width, latents, image_latents, flow_condition
         )
         if trajectories is not None:
             trajectories = load_trajectory_set(trajectories, width, height)
         mode = self._resolve_mode(mode, trajectories)
-        if isinstance(flow_conditioning_scale, bool) or not np.isfinite(flow_conditioning_scale):
-            raise ValueError(
-                f"flow_conditioning_scale must be a finite number, got {flow_conditioning_scale!r}"
-            )
         plan = plan_guidance(
             mode,
             guidance_scale,
@@ -777,16 +832,28 @@ class ImageConductorPipeline(DiffusionPipeline):
         return ImageConductorPipelineOutput(frames=frames)
 
 
-def load_trajectory_set(trajectories: Any, width: int, height: int) -> Any:
+def load_trajectory_set(
+    trajectories: Any, width: int, height: int, source_size: tuple[int, int] | None = None
+) -> TrajectorySet:
     """Validate ``trajectories`` into a TrajectorySet in the ``width x height`` model frame.
 
-    A plain list of tracks or an official-format JSON file holds pixels of the model frame (as in the
-    released code); a rich-format file or a TrajectorySet states its own ``image_size`` and is rescaled.
+    The frame the points are in depends on where they come from:
+
+    * a file (a path) or JSON text in the official list format: drawn on the released 384×256 canvas
+      (``DEFAULT_IMAGE_SIZE``), or on ``source_size`` ``(width, height)`` when given; rescaled to the model
+      frame. Every command that reads trajectory files goes through here, so a file means the same
+      everywhere, whatever size the model renders;
+    * a plain list (or ``(K, N, 2)`` array) of tracks: pixels of the ``width x height`` frame being
+      generated, as in the released code, or of ``source_size`` when given;
+    * a rich-format file or a TrajectorySet: the ``image_size`` it states (``source_size`` is not used).
+
     Raises ``TrajectoryError`` (a ValueError) naming the track and point at fault.
     """
     if isinstance(trajectories, np.ndarray) and trajectories.ndim == 3:
         trajectories = list(trajectories)
-    trajectory_set = load_trajectories(trajectories, image_size=(width, height))
+    if source_size is None and not isinstance(trajectories, str | bytes | os.PathLike):
+        source_size = (width, height)
+    trajectory_set = load_trajectories(trajectories, image_size=source_size)
     if tuple(trajectory_set.image_size) != (width, height):
         trajectory_set = trajectory_set.rescaled(width, height)
     return trajectory_set

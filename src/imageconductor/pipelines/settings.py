@@ -9,6 +9,8 @@ line, the evaluation runner and the training samples pass to the pipeline.
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
@@ -20,13 +22,28 @@ import torch
 from imageconductor.guidance import AdapterSelection, format_mode, normalize_mode
 
 __all__ = [
+    "MAX_SEED",
+    "MAX_VIDEO_PIXELS",
+    "MAX_VIDEO_SIDE",
     "RELEASED_VIDEO_SIZE",
     "SamplingSettings",
     "VideoSize",
+    "check_sampling_numbers",
+    "check_seed",
+    "check_video_size",
     "read_model_index",
     "synthetic_world",
     "write_model_settings",
 ]
+
+#: Largest video asked for, in frames x height x width: 16 frames at 1024 x 1536 (16 times the released
+#: size). A plain cap that refuses requests that could never fit in memory before any work starts.
+MAX_VIDEO_PIXELS = 16 * 1024 * 1536
+#: Longest side of a video in pixels (four times the released width; also bounds extreme aspect ratios
+#: that stay under `MAX_VIDEO_PIXELS`).
+MAX_VIDEO_SIDE = 4096
+#: Seeds are 0 <= seed < 2**63 (what a torch.Generator accepts as a non-negative seed).
+MAX_SEED = 2**63
 
 #: The pipeline settings a model folder's ``model_index.json`` may hold besides its components.
 MODEL_SETTING_NAMES = ("flow_encoding", "native_size", "synthetic_world")
@@ -51,6 +68,67 @@ class VideoSize:
     def as_dict(self) -> dict[str, int]:
         """``{"num_frames": ..., "height": ..., "width": ...}`` (pipeline keyword arguments)."""
         return asdict(self)
+
+
+def check_video_size(num_frames: int, height: int, width: int, scale: int) -> None:
+    """Raise ValueError unless the video size is usable: whole numbers, at least 2 frames, height and width
+    multiples of the VAE factor ``scale`` and at most `MAX_VIDEO_SIDE`, and at most `MAX_VIDEO_PIXELS`
+    frames x pixels."""
+    for name, value in (("num_frames", num_frames), ("height", height), ("width", width)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{name} must be a positive whole number, got {value!r}")
+    if height % scale or width % scale:
+        raise ValueError(
+            f"height and width must be multiples of {scale} (the model's VAE factor), got {height} and {width}"
+        )
+    if num_frames < 2:
+        raise ValueError(f"num_frames must be at least 2, got {num_frames}")
+    if max(height, width) > MAX_VIDEO_SIDE:
+        raise ValueError(f"height and width must be at most {MAX_VIDEO_SIDE}, got {height} and {width}")
+    if num_frames * height * width > MAX_VIDEO_PIXELS:
+        raise ValueError(
+            f"{num_frames} frames of {width}x{height} are {num_frames * height * width:,} pixels, more than "
+            f"the limit of {MAX_VIDEO_PIXELS:,} (16 frames of 1536x1024)"
+        )
+
+
+def _check_number(name: str, value: Any, minimum: float = 0.0) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum:g}, got {value!r}")
+
+
+def check_sampling_numbers(
+    num_inference_steps: int,
+    guidance_scale: float,
+    camera_free_guidance: float | None,
+    motion_guidance_scale: float,
+    flow_conditioning_scale: float,
+    max_steps: int | None = None,
+) -> None:
+    """Raise ValueError naming the first sampling number that is not finite or out of range: steps are
+    whole numbers from 1 to ``max_steps`` (the scheduler's training timesteps), the guidance scales,
+    λ_traj and the flow scale finite numbers >= 0."""
+    steps = num_inference_steps
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
+        raise ValueError(f"num_inference_steps must be a positive integer, got {steps!r}")
+    if max_steps is not None and steps > max_steps:
+        raise ValueError(
+            f"num_inference_steps must be at most {max_steps} (the scheduler's training timesteps), got {steps}"
+        )
+    _check_number("guidance_scale", guidance_scale)
+    if camera_free_guidance is not None:
+        _check_number("camera_free_guidance", camera_free_guidance)
+    _check_number("motion_guidance_scale", motion_guidance_scale)
+    _check_number("flow_conditioning_scale", flow_conditioning_scale)
+
+
+def check_seed(seed: Any) -> int:
+    """``seed`` as an int; ValueError unless it is a whole number with 0 <= seed < 2**63."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < MAX_SEED:
+        raise ValueError(f"seed must be a whole number with 0 <= seed < 2**63, got {seed!r}")
+    return int(seed)
 
 
 #: The released model's size: 16 frames at 256 x 384.
@@ -113,8 +191,17 @@ class SamplingSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        """Normalise the mode; ValueError for a number that is not finite or out of range."""
         if self.mode is not None:
             object.__setattr__(self, "mode", normalize_mode(self.mode))
+        check_sampling_numbers(
+            self.num_inference_steps,
+            self.guidance_scale,
+            self.camera_free_guidance,
+            self.motion_guidance_scale,
+            self.flow_conditioning_scale,
+        )
+        object.__setattr__(self, "seed", check_seed(self.seed))
 
     def with_size(self, size: VideoSize) -> SamplingSettings:
         """These settings with their unset sizes taken from ``size``."""

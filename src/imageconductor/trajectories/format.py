@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from imageconductor.files import AtomicFile
 from imageconductor.trajectories.errors import TrajectoryError
 
 DEFAULT_IMAGE_SIZE: tuple[int, int] = (384, 256)
@@ -458,7 +459,7 @@ def save_trajectories(
     ``format`` None means ``wanmove`` for a ``.npy`` path, else ``official`` with ``official=True``, else
     ``rich``. ``num_frames`` applies to ``wanmove`` (tracks resampled to that many frames; see
     ``formats_wanmove.wanmove_arrays``). Files are written to a temporary name first and then renamed,
-    so a failure never leaves half a file.
+    so a failure never leaves half a file; they get the permissions of the user's umask.
     """
     from imageconductor.trajectories import file_formats
 
@@ -472,7 +473,10 @@ def save_trajectories(
         raise TrajectoryError(f"official=True contradicts format={format!r}")
     if format in ("wanmove", "kjnodes"):
         return file_formats.write_foreign(trajectories, path, format, num_frames)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(trajectories.to_json(official=format == "official"), encoding="utf-8")
-    os.replace(temporary, path)
+    target = AtomicFile(path)
+    try:
+        target.temp.write_text(trajectories.to_json(official=format == "official"), encoding="utf-8")
+        target.commit()
+    finally:
+        target.discard()
     return path

@@ -33,6 +33,12 @@ DEFAULT_PAN_FRACTION = 1 / 6
 """Default pan magnitude as a fraction of the image width (horizontal) or height (vertical)."""
 
 
+#: Most points per track of a preset (the released model renders 16 frames).
+MAX_PRESET_FRAMES = 1024
+#: Most tracks of a preset grid (32 x 32).
+MAX_PRESET_GRID_POINTS = 1024
+
+
 def default_magnitude(component: str, height: int, width: int) -> float:
     """Default magnitude of one preset component: pans in pixels, zooms as a relative scale change."""
     if component in ZOOMS:
@@ -108,6 +114,10 @@ def _grid(grid: tuple[int, int], height: int, width: int) -> np.ndarray:
     for name, value in (("columns", columns), ("rows", rows)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise TrajectoryError(f"grid {name} is {value!r}; expected a positive whole number")
+    if columns * rows > MAX_PRESET_GRID_POINTS:
+        raise TrajectoryError(
+            f"grid {columns}x{rows} has {columns * rows} points; a preset has at most {MAX_PRESET_GRID_POINTS}"
+        )
     points = grid_points(width, height, columns, rows)
     centre = np.array([width / 2, height / 2])
     points = points[~np.all(np.isclose(points, centre), axis=1)]
@@ -140,6 +150,10 @@ def camera_preset(
         TrajectoryError: unknown or conflicting names, bad magnitudes, or motion too large to fit.
     """
     num_frames = check_num_frames(num_frames)
+    if num_frames > MAX_PRESET_FRAMES:
+        raise TrajectoryError(
+            f"num_frames is {num_frames}; a preset has at most {MAX_PRESET_FRAMES} points per track"
+        )
     for label, value in (("height", height), ("width", width)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 2:
             raise TrajectoryError(f"{label} is {value!r}; expected a whole number >= 2")
