@@ -16,7 +16,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 __all__ = [
     "AtomicFile",
     "FileCheckError",
+    "ImageTooLargeError",
     "MAX_IMAGE_PIXELS",
+    "UnreadableImageError",
     "check_output_file",
     "check_output_folder",
     "file_mode",
@@ -31,6 +33,23 @@ MAX_IMAGE_PIXELS: int = Image.MAX_IMAGE_PIXELS or 89_478_485
 
 class FileCheckError(ValueError):
     """An input or output path that cannot be used; the message names it and says why."""
+
+
+class ImageTooLargeError(FileCheckError):
+    """An image over the pixel limit; ``size`` is its ``(width, height)``, or None when Pillow refused even
+    its header as a decompression bomb."""
+
+    def __init__(self, message: str, size: tuple[int, int] | None = None) -> None:
+        super().__init__(message)
+        self.size = size
+
+
+class UnreadableImageError(FileCheckError):
+    """A file that is not an image Pillow can read; ``reason`` is what Pillow said, on one line."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def file_mode() -> int:
@@ -121,15 +140,19 @@ def read_image(path: PathLike, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Imag
             with Image.open(path) as image:
                 width, height = image.size
                 if width * height > max_pixels:
-                    raise FileCheckError(
+                    raise ImageTooLargeError(
                         f"image {path} is {width}x{height} = {width * height:,} pixels, more than the limit "
-                        f"of {max_pixels:,}; scale it down first"
+                        f"of {max_pixels:,}; scale it down first",
+                        (width, height),
                     )
                 image.load()
                 return ImageOps.exif_transpose(image).convert("RGB")
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise FileCheckError(f"image {path} is too large to read safely: {exc}") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise ImageTooLargeError(f"image {path} is too large to read safely: {exc}") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
         if isinstance(exc, FileCheckError):
             raise
-        raise FileCheckError(f"cannot read image {path}: {' '.join(str(exc).split())}") from None
+        reason = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        raise UnreadableImageError(
+            f"cannot read image {path}: {' '.join(str(exc).split())}", reason
+        ) from None

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 import PIL.Image
-import PIL.ImageOps
 
+from imageconductor.files import FileCheckError, ImageTooLargeError, UnreadableImageError, read_image
 from imageconductor.pipelines.image_conductor import center_crop_resize
 
 __all__ = ["MAX_PIXELS", "MAX_UPLOAD_BYTES", "ImageError", "model_frame", "open_upload"]
@@ -30,8 +29,8 @@ def open_upload(
     """The RGB image in the file ``path``, turned upright by its EXIF orientation.
 
     Raises ImageError for a missing or empty file, a file over ``max_bytes``, anything Pillow cannot read,
-    and images over ``max_pixels`` (checked from the header, before decoding, so decompression bombs
-    never expand in memory).
+    and images over ``max_pixels`` (`imageconductor.files.read_image` checks the header before decoding,
+    so decompression bombs never expand in memory); the messages speak to the person who uploaded it.
     """
     file = Path(path)
     try:
@@ -45,28 +44,22 @@ def open_upload(
             f"the file is {size / 2**20:.1f} MiB; images up to {max_bytes / 2**20:.0f} MiB are accepted"
         )
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", PIL.Image.DecompressionBombWarning)
-            with PIL.Image.open(file) as image:
-                pixels = image.width * image.height
-                if pixels > max_pixels:
-                    raise ImageError(
-                        f"the image is {image.width}x{image.height} ({pixels / 1e6:.0f} megapixels); "
-                        f"images up to {max_pixels / 1e6:.0f} megapixels are accepted"
-                    )
-                image.load()
-                upright = PIL.ImageOps.exif_transpose(image)
-                return upright.convert("RGB")
-    except ImageError:
-        raise
-    except (PIL.Image.DecompressionBombError, PIL.Image.DecompressionBombWarning):
+        return read_image(file, max_pixels)
+    except ImageTooLargeError as exc:
+        if exc.size is None:  # Pillow refused even the header as a decompression bomb
+            raise ImageError(
+                "the image is too large to decode safely; images up to "
+                f"{max_pixels / 1e6:.0f} megapixels are accepted"
+            ) from None
+        width, height = exc.size
         raise ImageError(
-            f"the image is too large to decode safely; images up to {max_pixels / 1e6:.0f} megapixels are accepted"
+            f"the image is {width}x{height} ({width * height / 1e6:.0f} megapixels); "
+            f"images up to {max_pixels / 1e6:.0f} megapixels are accepted"
         ) from None
-    except (PIL.UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise ImageError(
-            f"not a readable image ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
-        ) from None
+    except UnreadableImageError as exc:
+        raise ImageError(f"not a readable image ({exc.reason[:200]})") from None
+    except FileCheckError:
+        raise ImageError("no image received") from None
 
 
 def model_frame(image: PIL.Image.Image, width: int, height: int) -> np.ndarray:
