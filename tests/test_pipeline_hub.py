@@ -89,3 +89,29 @@ def test_incomplete_base_snapshot_is_named(offline, hub_cache):
     (base / "vae" / "diffusion_pytorch_model.safetensors").unlink()
     with pytest.raises(HubWeightsError, match=r"lacks vae/diffusion_pytorch_model\.safetensors"):
         ImageConductorPipeline.from_hub(cache_dir=hub_cache)
+
+
+def test_the_from_hub_option_generates_what_the_official_file_options_generate(
+    offline, hub_cache, monkeypatch, official_dir, official_manifest, tmp_path
+):
+    import numpy as np
+    from PIL import Image
+
+    from imageconductor.cli import main
+    from imageconductor.video_io import read_video
+    from test_cli_generate import _base_args
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub_cache))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hub_cache))
+    frame = tmp_path / "frame.png"
+    Image.new("RGB", (120, 80), (120, 30, 200)).save(frame)
+    official = _base_args(official_dir, official_manifest, frame, tmp_path / "official.mp4")
+    hub = _base_args(official_dir, official_manifest, frame, tmp_path / "hub.mp4")
+    for flag in ("--pretrained-model-path", "--unet", "--image-controlnet", "--flow-controlnet"):
+        index = hub.index(flag)
+        del hub[index : index + 2]
+    assert main([*official, "--no-side-by-side"]) == 0
+    assert main([*hub, "--from-hub", "--no-side-by-side"]) == 0
+    np.testing.assert_array_equal(
+        read_video(tmp_path / "hub.mp4")[0], read_video(tmp_path / "official.mp4")[0]
+    )

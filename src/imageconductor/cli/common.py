@@ -421,12 +421,18 @@ def load_pipeline(
     dtype = getattr(torch, getattr(args, "dtype", "float32"))
     print(f"loading weights ({device}, {dtype}) ...", file=sys.stderr)
     try:
-        if files is not None:
-            pipe = ImageConductorPipeline.from_official(**files, torch_dtype=dtype)
-            if getattr(args, "from_hub", None) is not None:
-                from imageconductor.pipelines.hub import RELEASED_REPO_ID
+        if getattr(args, "from_hub", None) is not None:
+            from imageconductor.pipelines.hub import RELEASED_REPO_ID, SD15_REPO_ID
 
-                pipe._hub_source = {"repo_id": args.from_hub or RELEASED_REPO_ID}
+            # official_files(args) has fetched the files into the cache already: read them from there
+            pipe = ImageConductorPipeline.from_hub(
+                args.from_hub or RELEASED_REPO_ID,
+                args.base_model or SD15_REPO_ID,
+                local_files_only=True,
+                torch_dtype=dtype,
+            )
+        elif files is not None:
+            pipe = ImageConductorPipeline.from_official(**files, torch_dtype=dtype)
         else:
             pipe = ImageConductorPipeline.from_pretrained(folder, torch_dtype=dtype)
         if getattr(args, "personalized", None) is not None:
