@@ -10,6 +10,8 @@ from diffusers.loaders import PeftAdapterMixin
 from diffusers.models.controlnets.controlnet_sparsectrl import SparseControlNetModel
 
 from imageconductor.conditioning import pixel_unshuffle_video
+from imageconductor.models.attention import use_shared_rows_attention
+from imageconductor.models.feed_forward import use_chunked_feed_forward
 from imageconductor.models.lora import AdapterSupportMixin
 from imageconductor.models.motion_norm import use_per_frame_motion_norms
 
@@ -20,6 +22,9 @@ class ImageConductorControlNetModel(AdapterSupportMixin, SparseControlNetModel, 
     Differences from the parent class:
 
     * motion-module GroupNorms normalise each frame separately (the released behaviour);
+    * spatial self-attention computes identical batch entries once (frames 1.. of the image condition are
+      alike, and so are the guidance rows up to the first cross-attention) and feed-forward layers run in
+      slices of the batch: the same results with less time and memory;
     * peft adapters are supported (``add_adapter``, ``load_lora_adapter``, ``set_adapter``, ...), saved
       next to the model by ``save_pretrained`` and restored by ``from_pretrained``;
     * a condition at a multiple ``r`` of the latent resolution (the flow net's pixel-resolution flow) is
@@ -33,6 +38,8 @@ class ImageConductorControlNetModel(AdapterSupportMixin, SparseControlNetModel, 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         use_per_frame_motion_norms(self)
+        use_shared_rows_attention(self)
+        use_chunked_feed_forward(self)
 
     def forward(
         self,

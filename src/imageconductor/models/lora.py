@@ -93,6 +93,16 @@ def _lora_pre_hook(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple,
     return (args, kwargs) if changed else None
 
 
+def per_row_adapters_active(module: nn.Module) -> bool:
+    """Whether a LoRA layer inside ``module`` currently runs one adapter per batch row
+    (:func:`adapters_per_row`): its input rows must then keep their batch positions."""
+    for layer in module.modules():
+        state = getattr(layer, "_imageconductor_hook_state", None)
+        if state is not None and state.names is not None:
+            return True
+    return False
+
+
 def tuner_layers(model: nn.Module) -> list[BaseTunerLayer]:
     """All peft adapter layers inside ``model``."""
     return [module for module in model.modules() if isinstance(module, BaseTunerLayer)]

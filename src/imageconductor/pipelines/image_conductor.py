@@ -769,6 +769,8 @@ class ImageConductorPipeline(DiffusionPipeline):
                 f"flow_condition must be (B, {', '.join(map(str, expected_flow))}), got {tuple(flow_condition.shape)}"
             )
         flow_cond = self._batch_to(flow_condition.to(device, dtype), batch_size, "flow_condition")
+        if self.flow_controlnet is not None:  # pixel-unshuffled once here rather than in every step
+            flow_cond = self.flow_controlnet.fold_condition(flow_cond, latent_size)
 
         # 3. Guidance rows: stack text per row; image / flow conditions are the same in every row.
         text_by_row = {"negative": negative_prompt_embeds, "positive": prompt_embeds}
