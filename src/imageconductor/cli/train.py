@@ -59,7 +59,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="rebuild the embedded default model (all five stages, seeded)",
         description="Run the stages vae -> base -> controlnet -> camera -> object of a plan on the synthetic "
         "world and write the model folder with its card. A rerun resumes: finished stages are skipped and "
-        "an unfinished one continues from its last checkpoint.",
+        "an unfinished one continues from its last checkpoint. --export-stages and --resume-from build it in "
+        "parts: finished stages as files to commit, and a later build that starts after them.",
     )
     default.add_argument("--out", required=True, type=Path, help="the model folder to write")
     default.add_argument(
