@@ -1,4 +1,5 @@
-"""Draw trajectories over video frames and put videos side by side (for previews and the CLI).
+"""Draw trajectories over video frames, put videos side by side and frames in a strip (for previews, the
+CLI and the README).
 
 Tracks are drawn progressively: on frame ``t`` each track shows the path travelled up to its
 position at ``t`` as a polyline, an arrow for the latest segment and a dot at the current point,
@@ -13,7 +14,15 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-__all__ = ["draw_paths", "draw_trajectories", "side_by_side", "track_colors"]
+__all__ = [
+    "draw_paths",
+    "draw_trajectories",
+    "side_by_side",
+    "strip_frame_indices",
+    "strip_scale",
+    "track_colors",
+    "trajectory_strip",
+]
 
 
 def track_colors(count: int) -> list[tuple[int, int, int]]:
@@ -29,24 +38,59 @@ OUTLINE = (0, 0, 0)
 
 
 def _draw_track(
-    canvas: np.ndarray, path: np.ndarray, color: tuple[int, int, int], thickness: int, radius: int, shift: int
+    canvas: np.ndarray,
+    path: np.ndarray,
+    color: tuple[int, int, int],
+    thickness: int,
+    radius: int,
+    shift: int,
+    head: int | None = None,
 ) -> None:
-    """Polyline of ``path`` (fixed-point), an arrow on its last segment and a dot at its end."""
+    """Polyline of ``path`` (fixed-point), an arrow on its last segment and a dot at its end.
+
+    ``head`` (fixed-point) draws the arrowhead as two barbs of that length (at most the length travelled)
+    pointing along the path's last stretch, instead of an arrow over the last segment (whose head is too
+    small to see when segments are short)."""
     if len(path) > 1:
         cv2.polylines(canvas, [path.reshape(-1, 1, 2)], False, color, thickness, cv2.LINE_AA, shift)
-        start, end = path[-2], path[-1]
-        if np.any(start != end):
-            cv2.arrowedLine(
-                canvas,
-                tuple(map(int, start)),
-                tuple(map(int, end)),
-                color,
-                thickness,
-                cv2.LINE_AA,
-                shift,
-                0.5,
-            )
+        if head is not None:
+            barbs = _arrowhead(path, head, 1 << shift)
+            if barbs is not None:
+                cv2.polylines(canvas, [barbs.reshape(-1, 1, 2)], False, color, thickness, cv2.LINE_AA, shift)
+        else:
+            start, end = path[-2], path[-1]
+            if np.any(start != end):
+                cv2.arrowedLine(
+                    canvas,
+                    tuple(map(int, start)),
+                    tuple(map(int, end)),
+                    color,
+                    thickness,
+                    cv2.LINE_AA,
+                    shift,
+                    0.5,
+                )
     cv2.circle(canvas, tuple(map(int, path[-1])), radius, color, -1, cv2.LINE_AA, shift)
+
+
+#: Angle between an arrowhead's barbs and its shaft.
+_BARB_ANGLE = np.deg2rad(35.0)
+
+
+def _arrowhead(path: np.ndarray, head: int, pixel: int) -> np.ndarray | None:
+    """``(barb end, tip, barb end)`` of an arrowhead at the path's last point (fixed-point), pointing from
+    the latest earlier point at least one ``pixel`` away; None when the path has not moved that far."""
+    points = path.astype(np.float64)
+    end = points[-1]
+    travelled = float(np.hypot(*np.diff(points, axis=0).T).sum())
+    behind = next((p for p in points[-2::-1] if np.hypot(*(end - p)) >= pixel), None)
+    if behind is None or travelled < pixel:
+        return None
+    back = (behind - end) / np.hypot(*(behind - end)) * min(head, travelled)
+    cos, sin = np.cos(_BARB_ANGLE), np.sin(_BARB_ANGLE)
+    left = end + (cos * back[0] - sin * back[1], sin * back[0] + cos * back[1])
+    right = end + (cos * back[0] + sin * back[1], -sin * back[0] + cos * back[1])
+    return np.round([left, end, right]).astype(np.int32)
 
 
 def _check_frames(frames: np.ndarray) -> np.ndarray:
@@ -84,15 +128,17 @@ def _draw_paths_fixed(
     colors: Sequence[tuple[int, int, int]],
     thickness: int,
     shift: int,
+    head: int | None = None,
 ) -> None:
-    """Draw fixed-point ``paths`` whole on ``canvas`` (in place), each over a dark under-stroke."""
+    """Draw fixed-point ``paths`` whole on ``canvas`` (in place), each over a dark under-stroke; ``head``
+    as in `_draw_track`."""
     radius = thickness + 1
     scale = 1 << shift
     # A dark under-stroke first keeps the coloured strokes readable on any background.
     for stroke, extra in ((OUTLINE, 2), (None, 0)):
         for fixed, color in zip(paths, colors, strict=True):
             _draw_track(
-                canvas, fixed, stroke or color, thickness + extra, (radius + extra // 2) * scale, shift
+                canvas, fixed, stroke or color, thickness + extra, (radius + extra // 2) * scale, shift, head
             )
 
 
@@ -158,3 +204,91 @@ def side_by_side(*videos: np.ndarray, gap: int = 4, gap_value: int = 255) -> np.
             pieces.append(separator)
         pieces.append(array)
     return np.concatenate(pieces, axis=2)
+
+
+#: A strip's panels are enlarged (by a whole factor) to at least this height, so that tracks and labels
+#: stay legible on a small model's frames.
+STRIP_MIN_PANEL_HEIGHT = 128
+
+
+def strip_frame_indices(num_frames: int, count: int) -> list[int]:
+    """``count`` evenly spaced frame indices from the first frame to the last (``1 <= count <= num_frames``;
+    one frame is the first)."""
+    if not 1 <= count <= num_frames:
+        raise ValueError(f"a strip shows 1 to {num_frames} frames of this video, got {count}")
+    if count == 1:
+        return [0]
+    return [round(i * (num_frames - 1) / (count - 1)) for i in range(count)]
+
+
+def strip_scale(height: int) -> int:
+    """The whole factor a strip enlarges frames ``height`` pixels tall by (`STRIP_MIN_PANEL_HEIGHT`)."""
+    return max(1, -(-STRIP_MIN_PANEL_HEIGHT // height))
+
+
+def trajectory_strip(
+    frames: np.ndarray,
+    tracks: Sequence[np.ndarray],
+    count: int,
+    colors: Sequence[tuple[int, int, int]] | None = None,
+    plain_row: bool = True,
+    gap: int = 4,
+    gap_value: int = 255,
+) -> np.ndarray:
+    """One image of ``count`` evenly spaced frames left to right (`strip_frame_indices`): the top row with
+    every track drawn up to that frame's time (its path, an arrowhead at its current point, in its colour)
+    and the frame's index in a corner, then (``plain_row``) the same frames as generated.
+
+    Arguments as in `draw_trajectories` (tracks one point per frame, in the frames' pixels). Frames are
+    enlarged by `strip_scale` (nearest neighbour: a pixel stays a block of pixels) before drawing, so the
+    image is ``count * w + (count - 1) * gap`` wide and ``rows * h + (rows - 1) * gap`` tall, ``w`` and
+    ``h`` being the enlarged frame's size. Returns ``uint8`` ``(height, width, 3)``.
+    """
+    video = _check_frames(frames)
+    num_frames, height, width, _ = video.shape
+    indices = strip_frame_indices(num_frames, count)
+    scale = strip_scale(height)
+    big_h, big_w = height * scale, width * scale
+    line = _default_thickness(big_h, big_w)
+    # pixel (x, y) of the frame covers [x*s, (x+1)*s) of the enlarged one: its centre is at x*s + (s-1)/2
+    points = _fixed_point_tracks(
+        [np.asarray(t, dtype=np.float64) * scale + (scale - 1) / 2 for t in tracks], 1 << _SHIFT
+    )
+    palette = _check_colors(colors, len(points))
+    head = (3 * line + 4) << _SHIFT
+    drawn, plain = [], []
+    for index in indices:
+        frame = cv2.resize(video[index], (big_w, big_h), interpolation=cv2.INTER_NEAREST)
+        plain.append(frame)
+        canvas = np.ascontiguousarray(frame.copy())
+        shown = [fixed[: min(index, len(fixed) - 1) + 1] for fixed in points]
+        _draw_paths_fixed(canvas, shown, palette, line, _SHIFT, head)
+        _label(canvas, str(index))
+        drawn.append(canvas)
+    rows = [drawn, plain] if plain_row else [drawn]
+    return _grid(rows, gap, gap_value)
+
+
+def _label(canvas: np.ndarray, text: str) -> None:
+    """``text`` in the top-left corner, white over a dark outline (in place)."""
+    font, size = cv2.FONT_HERSHEY_SIMPLEX, max(0.35, canvas.shape[0] / 320)
+    (_, text_height), _ = cv2.getTextSize(text, font, size, 1)
+    origin = (3, 3 + text_height)
+    cv2.putText(canvas, text, origin, font, size, OUTLINE, 3, cv2.LINE_AA)
+    cv2.putText(canvas, text, origin, font, size, (255, 255, 255), 1, cv2.LINE_AA)
+
+
+def _grid(rows: list[list[np.ndarray]], gap: int, gap_value: int) -> np.ndarray:
+    """Equal-size images in rows, ``gap`` pixels of ``gap_value`` between them."""
+    height, width, _ = rows[0][0].shape
+    columns = len(rows[0])
+    out = np.full(
+        (len(rows) * height + (len(rows) - 1) * gap, columns * width + (columns - 1) * gap, 3),
+        gap_value,
+        dtype=np.uint8,
+    )
+    for row, images in enumerate(rows):
+        for column, image in enumerate(images):
+            top, left = row * (height + gap), column * (width + gap)
+            out[top : top + height, left : left + width] = image
+    return out

@@ -20,6 +20,7 @@ from imageconductor.cli.common import (
     one_line,
     output_file,
     positive_float,
+    positive_int,
     resolve_device,
     resolve_video_size,
     sampling_settings,
@@ -34,7 +35,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "generate",
         help="animate an image along drawn trajectories",
         description="Generate a video from a first frame, a prompt and trajectories. Writes an H.264 MP4, "
-        "optionally a GIF, and a side-by-side video (generated | generated with the trajectories drawn).",
+        "optionally a GIF, a side-by-side video (generated | generated with the trajectories drawn) and, with "
+        "--strip, a PNG of frames side by side with the trajectories drawn as arrows.",
     )
     parser.add_argument("--image", required=True, type=Path, help="first frame (any image Pillow reads)")
     parser.add_argument("--prompt", required=True, help="text prompt")
@@ -59,6 +61,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--gif", action="store_true", help="also write a GIF next to the MP4")
     parser.add_argument("--no-side-by-side", action="store_true", help="skip the side-by-side video")
     parser.add_argument(
+        "--strip",
+        type=Path,
+        metavar="FILE.png",
+        help="also write a PNG of evenly spaced frames side by side: a row with the trajectories drawn as "
+        "arrows up to each frame's time and its frame index, over a row of the frames as generated "
+        "(frames enlarged to at least 128 px tall)",
+    )
+    parser.add_argument(
+        "--strip-frames",
+        type=positive_int,
+        metavar="N",
+        help="frames in the --strip image, from the first to the last (default 8, or every frame of a "
+        "shorter video)",
+    )
+    parser.add_argument(
         "--fps", type=positive_float, default=8.0, help="frames per second of the outputs (default 8)"
     )
     add_sampling_options(parser, seed_help="random seed (default: random, printed)", seed_default=None)
@@ -68,8 +85,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check every argument and input, load the weights, sample, then write the MP4 (+ GIF) and the
-    side-by-side video all at once (none of them when anything fails)."""
+    """Check every argument and input, load the weights, sample, then write the MP4 (+ GIF), the
+    side-by-side video and the strip image all at once (none of them when anything fails)."""
     from imageconductor.pipelines import output_to_uint8
     from imageconductor.video_outputs import write_generation_outputs
 
@@ -77,8 +94,18 @@ def run(args: argparse.Namespace) -> int:
     if args.out.suffix.lower() != ".mp4":
         raise CLIError(f"--out must end in .mp4, got {args.out}")
     output_file(args.out, "--out")
+    if args.strip is not None:
+        if args.strip.suffix.lower() != ".png":
+            raise CLIError(f"--strip must end in .png, got {args.strip}")
+        output_file(args.strip, "--strip")
+    elif args.strip_frames is not None:
+        raise CLIError("--strip-frames needs --strip FILE.png")
     args.device = resolve_device(args.device)
     size = resolve_video_size(args)
+    if args.strip_frames is not None and args.strip_frames > size.num_frames:
+        raise CLIError(
+            f"--strip-frames must be at most the video's {size.num_frames} frames, got {args.strip_frames}"
+        )
     seed = args.seed if args.seed is not None else random.randrange(2**31)
     settings = sampling_settings(args, size, seed)
     image = load_image(args.image)
@@ -109,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
             fps=args.fps,
             gif=args.gif,
             with_side_by_side=not args.no_side_by_side,
+            strip=args.strip,
+            strip_frames=args.strip_frames,
         )
     except OSError as exc:
         raise CLIError(f"cannot write the outputs next to {args.out}: {one_line(exc)}") from exc

@@ -59,7 +59,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="rebuild the embedded default model (all five stages, seeded)",
         description="Run the stages vae -> base -> controlnet -> camera -> object of a plan on the synthetic "
         "world and write the model folder with its card. A rerun resumes: finished stages are skipped and "
-        "an unfinished one continues from its last checkpoint.",
+        "an unfinished one continues from its last checkpoint. --export-stages and --resume-from build it in "
+        "parts: finished stages as files to commit, and a later build that starts after them.",
     )
     default.add_argument("--out", required=True, type=Path, help="the model folder to write")
     default.add_argument(
@@ -87,6 +88,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         default=[],
         metavar="KEY.PATH=VALUE",
         help="change one plan value, e.g. stages.object.loss.ortho_weight=0 (repeatable)",
+    )
+    default.add_argument(
+        "--export-stages",
+        type=Path,
+        metavar="FOLDER",
+        help="write every finished stage to FOLDER/<stage>/ as soon as it is finished (its model, settings, "
+        "time and losses; no checkpoints): files to commit and build on with --resume-from",
+    )
+    default.add_argument(
+        "--resume-from",
+        type=Path,
+        metavar="FOLDER",
+        help="take the stages exported to FOLDER (--export-stages) instead of training them, after checking "
+        "them against the plan, and start after the last one",
     )
     default.set_defaults(handler=run_default)
 
@@ -138,6 +153,7 @@ def run_default(args: argparse.Namespace) -> int:
     """Build the default model; every override is checked before any training starts."""
     from imageconductor.training.make_default import (
         STAGE_ORDER,
+        StageSetupError,
         load_plan,
         make_default,
         plan_with_overrides,
@@ -149,13 +165,28 @@ def run_default(args: argparse.Namespace) -> int:
     output_folder(args.out, "--out")
     if args.work_dir is not None:
         output_folder(args.work_dir, "--work-dir")
+    if args.export_stages is not None:
+        output_folder(args.export_stages, "--export-stages")
+    if args.resume_from is not None and not args.resume_from.is_dir():
+        raise CLIError(f"--resume-from: {args.resume_from} is not a folder")
     try:
         plan = plan_with_overrides(load_plan(args.plan, args.profile), args.overrides)
         stage_configs(plan, Path("check"))
     except (OSError, ValueError) as exc:  # ConfigError is a ValueError
         raise CLIError(one_line(exc)) from exc
     _log_to_stderr()
-    out = make_default(args.out, plan, args.work_dir, args.steps_scale, args.until)
+    try:
+        out = make_default(
+            args.out,
+            plan,
+            args.work_dir,
+            args.steps_scale,
+            args.until,
+            resume_from=args.resume_from,
+            export_to=args.export_stages,
+        )
+    except StageSetupError as exc:  # raised before anything is trained
+        raise CLIError(one_line(exc)) from exc
     print(f"default model written to {out}")
     return 0
 

@@ -11,6 +11,10 @@ folder gets a model card (``README.md``: data, sizes, steps, losses, throughput)
 A plan (YAML) sets what every stage shares and what each stage changes; `DEFAULT_PLAN` is the built-in one
 (``configs/default_model.yaml`` is a copy). ``--steps-scale 0.01`` gives a quick trial run; ``--set`` changes
 single values (ablations: ``--set stages.object.loss.ortho_weight=0``) and ``--until`` stops after a stage.
+
+A build can also run in parts: ``export_to`` (``--export-stages``) writes every finished stage as files to
+commit, and ``resume_from`` (``--resume-from``) starts after the last stage of such a folder
+(`training.stage_export`).
 """
 
 from __future__ import annotations
@@ -24,18 +28,31 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 from accelerate.state import AcceleratorState, GradientState
 
 from imageconductor.pipelines.settings import write_model_settings
 from imageconductor.training.config import SAVED_CONFIG_FILE, TrainingConfig
 from imageconductor.training.run import run_training
+from imageconductor.training.stage_export import (
+    DONE_FILE,
+    StageSetupError,
+    differing_settings,
+    export_stage,
+    exported_config,
+    exported_stages,
+    exported_summary,
+    restore_stage,
+    stage_finished,
+    stage_matches_export,
+    verified_files,
+)
 from imageconductor.trajectories import FlowEncoding
 
 logger = logging.getLogger(__name__)
 
 STAGE_ORDER = ("vae", "base", "controlnet", "camera", "object")
-DONE_FILE = "stage_done.json"
 METRICS_HEADING = "## Metrics"
 
 #: How the motion ControlNet of the embedded default sees a track: a blur scaled to the 96x64 frame ("auto":
@@ -192,11 +209,17 @@ def make_default(
     work_dir: str | Path | None = None,
     steps_scale: float = 1.0,
     until: str | None = None,
+    resume_from: str | Path | None = None,
+    export_to: str | Path | None = None,
 ) -> Path:
     """Run every stage (resuming/skipping finished work), then write the model folder to ``out``.
 
     ``until`` names the last stage to run (e.g. ``"controlnet"`` for an ablation of that stage alone); the
-    folder is then that stage's model.
+    folder is then that stage's model. ``resume_from``: a folder of exported stages (written with
+    ``export_to``) that the work dir takes its first stages from, each checked against the plan's settings
+    and file by file; ``export_to``: where every finished stage is exported as soon as it is finished.
+    Every refusal before training (settings that differ, a damaged export, a work dir holding other runs)
+    is a `StageSetupError` and happens before anything is trained or written.
     """
 
     if until is not None and until not in STAGE_ORDER:
@@ -204,32 +227,39 @@ def make_default(
     plan = plan or DEFAULT_PLAN
     out = Path(out)
     work_dir = Path(work_dir) if work_dir is not None else out.parent / f"{out.name}-work"
-    configs = stage_configs(plan, work_dir, steps_scale)
-    if until is not None:
-        configs = configs[: STAGE_ORDER.index(until) + 1]
+    every_stage = stage_configs(plan, work_dir, steps_scale)
+    configs = every_stage if until is None else every_stage[: STAGE_ORDER.index(until) + 1]
+    committed = check_committed_stages(Path(resume_from), every_stage, configs) if resume_from else []
     for config in configs:  # all before any training: a clash must not surface an hour in
         check_earlier_settings(config)
+    for stage in committed:
+        restore_stage(Path(resume_from), stage, work_dir / stage)
+        logger.info("stage %s taken from %s", stage, resume_from)
     summaries = []
     for config in configs:
         done_file = Path(config.output_dir) / DONE_FILE
-        if done_file.is_file() and (Path(config.output_dir) / "final" / "model_index.json").is_file():
+        if stage_finished(Path(config.output_dir)):
             logger.info("stage %s already finished, skipping", config.stage)
-            summaries.append(json.loads(done_file.read_text()))
-            continue
-        _reset_accelerate_state()
-        started = time.perf_counter()
-        result = run_training(config, resume="auto")
-        summary = {
-            "stage": config.stage,
-            "steps": config.max_steps,
-            "batch_size": config.batch_size,
-            # summed over interrupted runs (up to the checkpoint each resume started from)
-            "seconds": round(time.perf_counter() - started + result.earlier_seconds, 1),
-            "samples_per_second": round(result.samples_per_second, 3),
-            "final_losses": _mean_of_last(result.history, 20),
-        }
-        done_file.write_text(json.dumps(summary, indent=2) + "\n")
-        summaries.append(summary)
+        else:
+            _reset_accelerate_state()
+            started = time.perf_counter()
+            result = run_training(config, resume="auto")
+            summary = {
+                "stage": config.stage,
+                "steps": config.max_steps,
+                "batch_size": config.batch_size,
+                # summed over interrupted runs (up to the checkpoint each resume started from)
+                "seconds": round(time.perf_counter() - started + result.earlier_seconds, 1),
+                "samples_per_second": round(result.samples_per_second, 3),
+                "final_losses": _mean_of_last(result.history, 20),
+                "environment": build_environment(),
+            }
+            done_file.write_text(json.dumps(summary, indent=2) + "\n")
+        summaries.append(json.loads(done_file.read_text()))
+        if export_to is not None and export_stage(
+            Path(config.output_dir), Path(export_to), config.stage, STAGE_ORDER
+        ):
+            logger.info("stage %s exported to %s", config.stage, Path(export_to) / config.stage)
     final = Path(configs[-1].output_dir) / "final"
     temporary = out.with_name(out.name + ".tmp")
     shutil.rmtree(temporary, ignore_errors=True)
@@ -251,33 +281,75 @@ def make_default(
     return out
 
 
+def build_environment() -> dict[str, Any]:
+    """What a stage's floating-point results depend on besides its settings: the torch version and the
+    number of threads (sums split across threads round differently)."""
+    return {"torch": torch.__version__, "threads": torch.get_num_threads()}
+
+
 def check_earlier_settings(config: TrainingConfig) -> None:
-    """Raise ValueError if ``config.output_dir`` holds a run (finished or not) made with other settings
-    than ``config``: skipping or resuming it would mix two plans. Where the folders are does not count."""
+    """Raise StageSetupError if ``config.output_dir`` holds a run (finished or not) made with other
+    settings than ``config``: skipping or resuming it would mix two plans. Where the folders are does not
+    count."""
     saved_file = Path(config.output_dir) / SAVED_CONFIG_FILE
     if not saved_file.is_file():
         return
-    saved = _comparable(TrainingConfig.load(saved_file).to_dict())
-    wanted = _comparable(config.to_dict())
-    differing = sorted(key for key in saved.keys() | wanted.keys() if saved.get(key) != wanted.get(key))
+    differing = differing_settings(TrainingConfig.load(saved_file), config)
     if differing:
-        shown = ", ".join(f"{key}: {saved.get(key)!r} -> {wanted.get(key)!r}" for key in differing[:4])
-        raise ValueError(
-            f"stage {config.stage!r} in {config.output_dir} was run with other settings ({shown}); "
-            "use another --work-dir, or delete that stage folder to train it again"
+        raise StageSetupError(
+            f"stage {config.stage!r} in {config.output_dir} was run with other settings "
+            f"({', '.join(differing)}); use another --work-dir, or delete that stage folder to train it again"
         )
 
 
-def _comparable(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Flatten nested settings to dotted keys, leaving out the folder paths."""
-    flat: dict[str, Any] = {}
-    for key, value in settings.items():
-        name = prefix + key
-        if isinstance(value, dict):
-            flat.update(_comparable(value, name + "."))
-        elif name not in ("output_dir", "model.pretrained_model_path"):
-            flat[name] = value
-    return flat
+def check_committed_stages(
+    folder: Path, every_stage: list[TrainingConfig], configs: list[TrainingConfig]
+) -> list[str]:
+    """The stages of ``configs`` that the work dir is to take from the export ``folder``, after checking
+    that each was trained with its config's settings and that the work dir holds no other run of it (nor
+    of a later stage, which would have been trained on top of another). Raises StageSetupError."""
+    wanted = {config.stage: config for config in configs}
+    stages = [stage for stage in exported_stages(folder, STAGE_ORDER) if stage in wanted]
+    for stage in stages:
+        differing = differing_settings(exported_config(folder, stage), wanted[stage])
+        if differing:
+            raise StageSetupError(
+                f"--resume-from: stage {stage!r} in {folder} was trained with other settings "
+                f"({', '.join(differing)}); build with its plan, or without --resume-from"
+            )
+    here = build_environment()
+    for stage in stages:
+        built = exported_summary(folder, stage).get("environment")
+        if built is not None and built != here:
+            logger.warning(
+                "stage %s was built with %s, this run uses %s: the later stages may differ from a build in "
+                "one go in the last bits (floating-point sums depend on the threads and the torch build)",
+                stage,
+                built,
+                here,
+            )
+    to_restore = []
+    for stage in stages:
+        stage_dir = Path(wanted[stage].output_dir)
+        if not stage_dir.exists():
+            to_restore.append(stage)
+        elif not stage_matches_export(stage_dir, folder, stage):
+            raise StageSetupError(
+                f"--resume-from: the work dir already holds another run of stage {stage!r} ({stage_dir}); "
+                "use another --work-dir, or delete that stage folder"
+            )
+    for stage in to_restore:
+        verified_files(folder, stage)
+    if to_restore:
+        first = STAGE_ORDER.index(to_restore[0])
+        later = [c.output_dir for c in every_stage[first + 1 :] if c.stage not in stages]
+        present = [path for path in later if Path(path).exists()]
+        if present:
+            raise StageSetupError(
+                f"--resume-from: the work dir holds {present[0]}, trained on top of another stage "
+                f"{to_restore[0]!r} than the one in {folder}; use another --work-dir"
+            )
+    return to_restore
 
 
 def model_card(
