@@ -155,7 +155,7 @@ def _run_worker(side: str, args: argparse.Namespace, scratch: Path, name: str, p
         command += ["--official-code", str(args.official_code), "--official-base", str(scratch / "sd15")]
         environment.pop("PYTHONPATH", None)
     else:
-        python, cwd = sys.executable, REPO
+        python, cwd = str(args.ours_python or sys.executable), REPO
         paths = [str(REPO / "src"), environment.get("PYTHONPATH", "")]
         environment["PYTHONPATH"] = os.pathsep.join(path for path in paths if path)
     if profile:
@@ -202,6 +202,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--official-code", type=Path, help="copy of the authors' repository")
     parser.add_argument("--official-python", type=Path, help="Python of the official environment")
+    parser.add_argument(
+        "--ours-python",
+        type=Path,
+        help="Python of an environment with only this project's dependencies (default: this one); a "
+        "development environment with extra packages imports more and holds more memory",
+    )
     parser.add_argument("--fixture", type=Path, default=DEFAULT_FIXTURE, help="official-tiny fixture folder")
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--height", type=int, default=256)
