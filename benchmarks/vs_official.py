@@ -160,6 +160,8 @@ def _run_worker(side: str, args: argparse.Namespace, scratch: Path, name: str, p
         environment["PYTHONPATH"] = os.pathsep.join(path for path in paths if path)
     if profile:
         command.append("--profile")
+    if side == "ours" and args.compile:
+        command.append("--compile")
     done = subprocess.run(
         [python, str(WORKER), *command], cwd=cwd, env=environment, capture_output=True, text=True
     )
@@ -219,6 +221,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--guidance-scale", type=float, default=7.5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", action="store_true", help="also profile one step of each under torch")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="this project's networks through torch.compile (its compile time is the first, untimed step's)",
+    )
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     args = parser.parse_args(argv)
     if (args.official_code is None) != (args.official_python is None):
@@ -270,6 +277,11 @@ def main(argv: list[str] | None = None) -> int:
     figures = {side: summarize(records[side]) for side in sides}
     print()
     print("\n".join(_table(figures)))
+    if args.compile:
+        first = [record["first_step_s"] for record in records["ours"]]
+        print(
+            f"ours compiled with torch.compile: first step (compiling) {', '.join(f'{s:.0f}' for s in first)} s"
+        )
     result: dict[str, Any] = {
         "settings": vars(args) | {"sides": list(sides)},
         "figures": figures,

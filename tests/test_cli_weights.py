@@ -151,3 +151,22 @@ def test_lora_argument():
     assert lora_argument("style.safetensors:0.5") == (Path("style.safetensors"), 0.5)
     assert lora_argument("style.safetensors") == (Path("style.safetensors"), 0.8)
     assert lora_argument("C:/loras/style.safetensors") == (Path("C:/loras/style.safetensors"), 0.8)
+
+
+def test_compile_option_compiles_the_loaded_networks(
+    official_dir, official_manifest, first_frame, tmp_path, monkeypatch
+):
+    compiled: list[tuple[str, dict]] = []
+    monkeypatch.setattr(
+        torch.nn.Module, "compile", lambda self, **kwargs: compiled.append((type(self).__name__, kwargs))
+    )
+    assert main(_generate_args(official_dir, official_manifest, first_frame, tmp_path, "--compile")) == 0
+    assert compiled == [
+        ("ImageConductorUNetModel", {"dynamic": False}),
+        ("ImageConductorControlNetModel", {"dynamic": False}),
+        ("ImageConductorControlNetModel", {"dynamic": False}),
+    ]
+    assert (tmp_path / "clip.mp4").stat().st_size > 0
+    compiled.clear()
+    assert main(_generate_args(official_dir, official_manifest, first_frame, tmp_path)) == 0
+    assert compiled == []

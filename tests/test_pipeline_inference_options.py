@@ -48,3 +48,15 @@ def test_attention_runs_through_pytorch_sdpa(official_pipeline):
         processors = getattr(official_pipeline, name).attn_processors
         assert processors, name
         assert all(isinstance(processor, AttnProcessor2_0) for processor in processors.values()), name
+
+
+@pytest.mark.slow
+def test_compiled_networks_sample_what_the_eager_ones_do(official_dir, official_sampling_inputs):
+    """torch.compile end to end (about a minute and a half of compiling on 2 cores: `pytest -m slow`)."""
+    eager = load_official_tiny(fixture=official_dir)
+    compiled = load_official_tiny(fixture=official_dir)
+    compiled.compile_networks(dynamic=False)
+    reference = eager(**official_sampling_inputs, output_type="latent").frames
+    ours = compiled(**official_sampling_inputs, output_type="latent").frames
+    deviation = float((ours - reference).abs().max() / reference.abs().max())
+    assert deviation <= 5e-4, deviation

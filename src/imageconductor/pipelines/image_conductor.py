@@ -389,6 +389,17 @@ class ImageConductorPipeline(DiffusionPipeline):
         """The loaded personalised LoRAs and their scales."""
         return {**lora_scales(self.text_encoder), **lora_scales(self.unet)}
 
+    def compile_networks(self, **compile_kwargs: Any) -> None:
+        """Compile the UNet and both ControlNets in place with ``torch.compile`` (opt-in; ``compile_kwargs``
+        go to it, e.g. ``dynamic=False``, ``mode="max-autotune"``).
+
+        The first call at a new size compiles, which takes minutes on a CPU (about 5 at 16 x 256 x 384 with
+        the official-tiny weights on one core); later calls run the compiled networks, 3-7 % faster a step
+        there (docs/pipeline.md). Results agree with the uncompiled networks to float rounding.
+        """
+        for network in (self.unet, self.image_controlnet, self.flow_controlnet):
+            network.compile(**compile_kwargs)
+
     # ------------------------------------------------------------------ inputs
     def encode_prompt(
         self,
