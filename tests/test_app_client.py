@@ -64,6 +64,8 @@ def test_generate_endpoint_names_its_parameters_and_defaults(client, app_server)
     }
     assert defaults["steps"] == 25 and defaults["seed"] == -1 and defaults["mode"] == "auto"
     assert defaults["frames"] == native_video_size(pipe)[0] and defaults["guidance_scale"] == 7.5
+    # The scheduler came after the other parameters, with a default: older positional calls still work.
+    assert names[-1] == "scheduler" and defaults["scheduler"] == "ddim"
     assert parameters["returns"][0]["component"] == "Video"
 
 
@@ -99,6 +101,13 @@ def test_empty_seed_is_reported_and_reproduces_the_run(client, image_path):
     assert [Path(path).suffix for path in first[2]] == [".mp4", ".mp4", ".gif", ".gif"]
     second = _generate(client, image_path, camera, mode="camera=1,object=0.5", steps=1, seed=seed)
     np.testing.assert_array_equal(read_video(first[0])[0], read_video(second[0])[0])
+
+
+def test_the_scheduler_parameter_picks_the_sampler(client, image_path):
+    ddim = _generate(client, image_path, RIGHT, mode="object", steps=2, seed=5)
+    unipc = _generate(client, image_path, RIGHT, mode="object", steps=2, seed=5, scheduler="unipc")
+    assert "2 steps (ddim)" in ddim[4] and "2 steps (unipc)" in unipc[4]
+    assert not np.array_equal(read_video(ddim[0])[0], read_video(unipc[0])[0])
 
 
 def _png(path: Path, size: tuple[int, int], mode: str = "RGB") -> Path:

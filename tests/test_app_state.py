@@ -317,12 +317,14 @@ def test_default_settings_follow_the_model_then_the_overrides():
         "steps": 25,
         "guidance_scale": 7.5,
         "motion_guidance": 1.0,
+        "scheduler": "ddim",
         "frames": 4,
     }
-    assert default_settings(Pipe(native), {"steps": 10, "guidance_scale": 1.0}) == {
+    assert default_settings(Pipe(native), {"steps": 10, "guidance_scale": 1.0, "scheduler": "unipc"}) == {
         "steps": 10,
         "guidance_scale": 1.0,
         "motion_guidance": 1.0,
+        "scheduler": "unipc",
         "frames": 4,
     }
     with pytest.raises(SettingsError, match="unknown default setting"):

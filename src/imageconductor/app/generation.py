@@ -73,6 +73,7 @@ def generate_video(
         camera_free_guidance=settings.camera_free_guidance,
         motion_guidance_scale=settings.motion_guidance,
         seed=settings.seed,
+        scheduler=settings.scheduler,
     )
     result = pipe(
         prompt=settings.prompt,

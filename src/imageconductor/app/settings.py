@@ -9,7 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from imageconductor.guidance import AdapterSelection, parse_mode
-from imageconductor.pipelines import VideoSize
+from imageconductor.pipelines import (
+    DEFAULT_SCHEDULER,
+    SCHEDULER_NAMES,
+    VideoSize,
+    check_scheduler,
+    check_scheduler_name,
+)
 
 __all__ = [
     "GENERIC_DEFAULTS",
@@ -22,9 +28,10 @@ __all__ = [
     "default_settings",
     "native_video_size",
     "parse_mode_text",
+    "scheduler_choices",
 ]
 
-#: Most DDIM steps one request may ask for (the server is shared).
+#: Most sampling steps one request may ask for (the server is shared).
 MAX_STEPS = 100
 #: Most frames one request may ask for.
 MAX_FRAMES = 64
@@ -44,22 +51,47 @@ def native_video_size(pipe: Any) -> tuple[int, int, int]:
 
 
 #: Settings offered when the model recommends none (the released sampler's).
-GENERIC_DEFAULTS: dict[str, float] = {"steps": 25, "guidance_scale": 7.5, "motion_guidance": 1.0}
+GENERIC_DEFAULTS: dict[str, float | str] = {
+    "steps": 25,
+    "guidance_scale": 7.5,
+    "motion_guidance": 1.0,
+    "scheduler": DEFAULT_SCHEDULER,
+}
 
 
-def default_settings(pipe: Any, overrides: Mapping[str, float] | None = None) -> dict[str, float]:
-    """The settings the app starts with for ``pipe``: ``steps``, ``guidance_scale``, ``motion_guidance`` and
-    ``frames`` (the model's native frame count).
+def scheduler_choices(pipe: Any) -> list[str]:
+    """The scheduler names that can sample ``pipe``'s model (see
+    `imageconductor.pipelines.schedulers.check_scheduler`), in the order they are offered."""
+    source = getattr(pipe, "scheduler_source_config", None)
+    config = source() if callable(source) else getattr(getattr(pipe, "scheduler", None), "config", None)
+    config = config or {}
+    usable = []
+    for name in SCHEDULER_NAMES:
+        try:
+            usable.append(check_scheduler(name, config))
+        except ValueError:
+            continue
+    return usable
+
+
+def default_settings(pipe: Any, overrides: Mapping[str, float | str] | None = None) -> dict[str, float | str]:
+    """The settings the app starts with for ``pipe``: ``steps``, ``guidance_scale``, ``motion_guidance``,
+    ``scheduler`` and ``frames`` (the model's native frame count).
 
     ``overrides`` (e.g. from the command line) replace :data:`GENERIC_DEFAULTS`. Unknown names raise
     SettingsError.
     """
-    settings: dict[str, float] = {**GENERIC_DEFAULTS, "frames": native_video_size(pipe)[0]}
+    settings: dict[str, float | str] = {**GENERIC_DEFAULTS, "frames": native_video_size(pipe)[0]}
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(settings))
     if unknown:
         raise SettingsError(f"unknown default setting(s) {unknown}; known: {sorted(settings)}")
     settings.update(overrides)
+    usable = scheduler_choices(pipe)
+    if settings["scheduler"] not in usable:
+        raise SettingsError(
+            f"scheduler {settings['scheduler']!r} cannot sample this model; choose one of {', '.join(usable)}"
+        )
     return settings
 
 
@@ -90,6 +122,7 @@ class GenerationSettings:
     motion_guidance: float
     num_frames: int
     seed: int
+    scheduler: str = DEFAULT_SCHEDULER
 
 
 def _whole(value: Any, name: str, low: int, high: int) -> int:
@@ -128,12 +161,13 @@ def check_settings(
     motion_guidance: Any,
     num_frames: Any,
     seed: Any,
+    scheduler: Any = DEFAULT_SCHEDULER,
 ) -> GenerationSettings:
     """Check the raw values of the settings controls (or API parameters) into :class:`GenerationSettings`.
 
     An empty or negative ``seed`` draws a random one; an empty or zero ``camera_free_guidance`` leaves it
-    off (the released sampler); an empty negative prompt is the pipeline's default. Raises SettingsError
-    naming the setting at fault.
+    off (the released sampler); an empty negative prompt is the pipeline's default; an empty ``scheduler``
+    is DDIM. Raises SettingsError naming the setting at fault.
     """
     selection = parse_mode_text(mode)
     free = (
@@ -145,6 +179,10 @@ def check_settings(
         seed = None
     if selection == "none" and free is not None:
         raise SettingsError("camera-free guidance needs mode object, camera, auto or a blend (not none)")
+    try:
+        sampler = DEFAULT_SCHEDULER if _empty(scheduler) else check_scheduler_name(scheduler)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
     return GenerationSettings(
         prompt=(prompt or "").strip(),
         negative_prompt=None if _empty(negative_prompt) else str(negative_prompt),
@@ -155,4 +193,5 @@ def check_settings(
         motion_guidance=_finite(motion_guidance, "motion guidance", low=0.0),
         num_frames=_whole(num_frames, "frames", 2, MAX_FRAMES),
         seed=random.randrange(2**31) if _empty(seed) else _whole(seed, "seed", 0, 2**63 - 1),
+        scheduler=sampler,
     )

@@ -32,6 +32,7 @@ from imageconductor.app.settings import (
     check_settings,
     default_settings,
     native_video_size,
+    scheduler_choices,
 )
 from imageconductor.app.state import Drawing, DrawingError
 from imageconductor.trajectories import CAMERA_PRESETS, MAX_TRACKS
@@ -85,7 +86,7 @@ def build_app(
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
     max_pixels: int = MAX_PIXELS,
     output_root: str | Path | None = None,
-    defaults: Mapping[str, float] | None = None,
+    defaults: Mapping[str, float | str] | None = None,
     title: str = "Image Conductor",
 ) -> gr.Blocks:
     """The app as a ``gr.Blocks`` (queued, not launched) for an already loaded ``ImageConductorPipeline``.
@@ -95,10 +96,12 @@ def build_app(
     accepted; outputs go to per-session folders under ``output_root`` (default: a new temporary folder,
     available as ``app.output_root``). The settings start at the model's defaults
     (:func:`~imageconductor.app.settings.default_settings`) with ``defaults`` over them (``steps``,
-    ``guidance_scale``, ``motion_guidance``, ``frames``).
+    ``guidance_scale``, ``motion_guidance``, ``scheduler``, ``frames``). The scheduler menu offers the
+    schedulers that can sample the model (:func:`~imageconductor.app.settings.scheduler_choices`).
     """
     _, height, width = native_video_size(pipeline)
     start = default_settings(pipeline, defaults)
+    schedulers = scheduler_choices(pipeline)
     num_frames = int(start["frames"])
     scale = canvas_view.display_scale(width)
     files = SessionFiles(output_root)
@@ -201,6 +204,7 @@ def build_app(
         motion_guidance: float = start["motion_guidance"],
         frames: float = num_frames,
         gif: bool = False,
+        scheduler: str = start["scheduler"],
         drawing: Drawing | None = None,
         request: gr.Request = None,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's way to ask for a progress bar
@@ -227,7 +231,13 @@ def build_app(
                 motion_guidance=motion_guidance,
                 num_frames=frames,
                 seed=seed,
+                scheduler=scheduler,
             )
+            if settings.scheduler not in schedulers:
+                raise SettingsError(
+                    f"scheduler {settings.scheduler!r} cannot sample this model; choose one of "
+                    f"{', '.join(schedulers)}"
+                )
         except (ImageError, DrawingError, SettingsError) as exc:
             raise gr.Error(str(exc)) from None
         session = _session(request)
@@ -253,7 +263,10 @@ def build_app(
         finally:
             flags.finish(session, flag)
         downloads = [str(result.video), str(result.side_by_side), *map(str, result.gifs)]
-        status = f"Done: {settings.steps} steps, {settings.num_frames} frames, seed {result.seed}."
+        status = (
+            f"Done: {settings.steps} steps ({settings.scheduler}), {settings.num_frames} frames, "
+            f"seed {result.seed}."
+        )
         return str(result.video), str(result.side_by_side), downloads, result.seed, status
 
     def cancel(request: gr.Request) -> str:
@@ -335,6 +348,13 @@ def build_app(
                 steps = gr.Slider(
                     1, MAX_STEPS, value=int(start["steps"]), step=1, label="Steps", elem_id="steps"
                 )
+                scheduler = gr.Dropdown(
+                    schedulers,
+                    value=start["scheduler"],
+                    label="Scheduler",
+                    info="ddim: the released sampler; dpm++2m and unipc are higher-order solvers",
+                    elem_id="scheduler",
+                )
                 frames = gr.Slider(2, MAX_FRAMES, value=num_frames, step=1, label="Frames")
                 guidance_scale = gr.Number(start["guidance_scale"], label="CFG scale (1 or less: off)")
                 camera_free = gr.Number(0.0, minimum=0, label="Camera-free guidance λ_traj (0: off)")
@@ -397,6 +417,7 @@ def build_app(
                 motion_guidance,
                 frames,
                 gif,
+                scheduler,
                 drawing_state,
             ],
             [video, panel, downloads, seed_used, status],

@@ -6,11 +6,14 @@ import argparse
 
 from imageconductor.cli.common import (
     CLIError,
+    add_scheduler_option,
     add_weight_options,
+    check_scheduler_option,
     finite_float,
     load_pipeline,
     non_negative_float,
     positive_int,
+    scheduler_config,
 )
 
 __all__ = ["add_parser", "run"]
@@ -29,7 +32,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--port", type=int, default=7860, help="port to listen on (default 7860; 0 picks a free one)"
     )
     defaults = parser.add_argument_group("the settings the page starts with")
-    defaults.add_argument("--steps", type=positive_int, help="DDIM steps (default 25)")
+    defaults.add_argument("--steps", type=positive_int, help="sampling steps (default 25)")
+    add_scheduler_option(defaults, "the sampler selected at first")
     defaults.add_argument("--guidance-scale", type=finite_float, help="CFG scale (default 7.5, as released)")
     defaults.add_argument(
         "--motion-guidance", type=non_negative_float, help="motion guidance (default 1 = off)"
@@ -53,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
             ("steps", args.steps),
             ("guidance_scale", args.guidance_scale),
             ("motion_guidance", args.motion_guidance),
+            ("scheduler", check_scheduler_option(args.scheduler, scheduler_config(args))),
         )
         if value is not None
     }

@@ -25,12 +25,15 @@ if TYPE_CHECKING:
     from imageconductor.trajectories import TrajectorySet
 
 __all__ = [
+    "SCHEDULER_CHOICES",
     "CLIError",
     "add_sampling_options",
+    "add_scheduler_option",
     "add_trajectory_size_option",
     "add_video_size_options",
     "add_weight_options",
     "check_memory",
+    "check_scheduler_option",
     "check_steps",
     "finite_float",
     "frame_size",
@@ -49,6 +52,8 @@ __all__ = [
     "resolve_device",
     "resolve_video_size",
     "sampling_settings",
+    "scheduler_argument",
+    "scheduler_config",
     "seed_range",
     "seed_value",
     "weights_folder",
@@ -137,6 +142,33 @@ def seed_range(text: str) -> range:
     if len(seeds) == 0:
         raise argparse.ArgumentTypeError(f"the seed range {text!r} is empty")
     return seeds
+
+
+#: The names of `imageconductor.pipelines.schedulers.SCHEDULER_NAMES`, here so that parsing the command
+#: line imports no torch (a test keeps the two equal).
+SCHEDULER_CHOICES = ("ddim", "dpm++2m", "dpm++2m-karras", "unipc", "euler", "euler-a")
+
+
+def scheduler_argument(text: str) -> str:
+    """argparse type: a scheduler name of `SCHEDULER_CHOICES` (case ignored)."""
+    name = text.strip().lower()
+    if name not in SCHEDULER_CHOICES:
+        raise argparse.ArgumentTypeError(
+            f"unknown scheduler {text!r}; choose one of {', '.join(SCHEDULER_CHOICES)}"
+        )
+    return name
+
+
+def add_scheduler_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup, help_prefix: str) -> None:
+    """``--scheduler NAME``: the sampler, DDIM unless told otherwise."""
+    parser.add_argument(
+        "--scheduler",
+        type=scheduler_argument,
+        default="ddim",
+        metavar="NAME",
+        help=f"{help_prefix}: {', '.join(SCHEDULER_CHOICES)} (default ddim, the released sampler); built "
+        "from the model's own scheduler config",
+    )
 
 
 def mode_argument(text: str) -> AdapterSelection:
@@ -486,8 +518,12 @@ def add_sampling_options(
     ``per_request`` also camera-free guidance, the flow scale and the video size."""
     group = parser.add_argument_group("sampling")
     group.add_argument(
-        "--steps", type=positive_int, default=25, help="DDIM steps (default 25; at most the scheduler's 1000)"
+        "--steps",
+        type=positive_int,
+        default=25,
+        help="sampling steps (default 25; at most the scheduler's 1000 training timesteps)",
     )
+    add_scheduler_option(group, "sampler")
     group.add_argument(
         "--guidance-scale",
         type=non_negative_float,
@@ -564,6 +600,36 @@ def check_steps(steps: int, model_root: Path) -> None:
         )
 
 
+def scheduler_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The config of the scheduler the selected weights sample with, read without loading weights: the
+    folder's ``scheduler/scheduler_config.json``, or the released DDIM settings for the official files and
+    ``--from-hub`` (which `from_official` uses instead of the SD1.5 folder's scheduler)."""
+    folder = weights_folder(args)
+    if folder is None:
+        from imageconductor.models import official_scheduler
+
+        return dict(official_scheduler().config)
+    config_path = folder / "scheduler" / "scheduler_config.json"
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CLIError(f"cannot read the scheduler config {config_path}: {one_line(exc)}") from exc
+    if not isinstance(config, dict):
+        raise CLIError(f"the scheduler config {config_path} must hold a JSON object")
+    return config
+
+
+def check_scheduler_option(name: str, config: dict[str, Any]) -> str:
+    """``--scheduler`` checked against the model's scheduler ``config``: CLIError when that scheduler
+    cannot sample the model (e.g. its prediction type), before any weight is loaded."""
+    from imageconductor.pipelines import check_scheduler
+
+    try:
+        return check_scheduler(name, config)
+    except ValueError as exc:
+        raise CLIError(f"--scheduler: {one_line(exc)}") from None
+
+
 def model_root(args: argparse.Namespace) -> Path:
     """The folder holding the selected model's configs: the saved pipeline or the Stable Diffusion folder."""
     folder = weights_folder(args)
@@ -577,6 +643,7 @@ def sampling_settings(args: argparse.Namespace, size: VideoSize, seed: int) -> S
     if args.mode == "none" and args.camera_free_guidance is not None:
         raise CLIError("--camera-free-guidance needs --mode object, camera or a blend (not none)")
     check_steps(args.steps, model_root(args))
+    scheduler = check_scheduler_option(args.scheduler, scheduler_config(args))
     return SamplingSettings(
         mode=args.mode,
         num_frames=size.num_frames,
@@ -588,6 +655,7 @@ def sampling_settings(args: argparse.Namespace, size: VideoSize, seed: int) -> S
         motion_guidance_scale=args.motion_guidance,
         flow_conditioning_scale=args.flow_scale,
         seed=seed,
+        scheduler=scheduler,
     )
 
 

@@ -22,6 +22,7 @@ from imageconductor.cli.common import (
     add_sampling_options,
     add_trajectory_size_option,
     add_weight_options,
+    check_scheduler_option,
     check_steps,
     load_image,
     load_pipeline,
@@ -351,6 +352,8 @@ def card_command(args: argparse.Namespace) -> str:
         value = getattr(args, name)
         if value != defaults.get_default(name):
             parts.append(f"--{name.replace('_', '-')} {value:g}")
+    if args.scheduler != defaults.get_default("scheduler"):
+        parts.append(f"--scheduler {args.scheduler}")
     for number, ablation in enumerate(args.ablation, start=1):
         mode = "" if ablation.mode == "object" else f"@{ablation.mode}"
         parts.append(f"--ablation {ablation.name}=DIR{number}{mode}")
@@ -373,12 +376,18 @@ def _run_synthetic(args) -> int:
         if not (ablation.folder / "model_index.json").is_file():
             raise CLIError(f"ablation {ablation.name}: {ablation.folder} is not a saved model folder")
     check_steps(args.steps, Path(model))
+    config_path = Path(model) / "scheduler" / "scheduler_config.json"
+    try:
+        scheduler = check_scheduler_option(args.scheduler, json.loads(config_path.read_text()))
+    except (OSError, ValueError, AttributeError) as exc:
+        raise CLIError(f"cannot read the scheduler config {config_path}: {one_line(exc)}") from exc
     try:
         sampling = SamplingSettings(
             num_inference_steps=args.steps,
             guidance_scale=args.guidance_scale,
             motion_guidance_scale=args.motion_guidance,
             seed=args.seed,
+            scheduler=scheduler,
         )
     except ValueError as exc:
         raise CLIError(one_line(exc)) from exc

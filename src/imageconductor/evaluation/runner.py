@@ -63,10 +63,13 @@ class PipelineGenerator:
     @property
     def settings(self) -> dict:
         """The generation settings recorded with the results (``motion_guidance_scale`` only when it is
-        not 1, so result folders written before it existed still resume)."""
+        not 1 and ``scheduler`` only when it is not DDIM, so result folders written before they existed
+        still resume)."""
         record = self.sampling.to_record()
         if record["motion_guidance_scale"] == 1.0:
             del record["motion_guidance_scale"]
+        if record["scheduler"] == "ddim":
+            del record["scheduler"]
         return {**record, **self.extra}
 
     def __call__(self, case: EvalCase) -> np.ndarray:

@@ -236,10 +236,11 @@ def format_table(
     seeds = list(seeds)
     guided = sampling.motion_guidance_scale != 1
     motion = f", motion guidance {sampling.motion_guidance_scale:g}" if guided else ""
+    sampler = "DDIM" if sampling.scheduler == "ddim" else sampling.scheduler
     lines = [
         f"Held-out synthetic clips: seeds {seeds[0]}..{seeds[-1]} ({len(seeds)} per suite), {size.num_frames} "
         f"frames at {size.width}x{size.height}, motion scale {motion_scale:g}, {sampling.num_inference_steps} "
-        f"DDIM steps, CFG {sampling.guidance_scale:g}{motion}, seed {sampling.seed}; pixels of the "
+        f"{sampler} steps, CFG {sampling.guidance_scale:g}{motion}, seed {sampling.seed}; pixels of the "
         f"{size.width}x{size.height} frame.",
         "",
         "| row | suite | mode | motion error px (ObjMC / CamMC) | background motion / trajectory length | "

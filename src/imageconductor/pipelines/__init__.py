@@ -12,6 +12,14 @@ from imageconductor.pipelines.image_conductor import (
     output_to_uint8,
     prepare_first_frame,
 )
+from imageconductor.pipelines.schedulers import (
+    DEFAULT_SCHEDULER,
+    SCHEDULER_NAMES,
+    check_scheduler,
+    check_scheduler_name,
+    make_scheduler,
+    scheduler_name,
+)
 from imageconductor.pipelines.settings import (
     MAX_SEED,
     MAX_VIDEO_PIXELS,
@@ -27,22 +35,28 @@ from imageconductor.pipelines.settings import (
 )
 
 __all__ = [
+    "DEFAULT_SCHEDULER",
     "MAX_SEED",
     "MAX_VIDEO_PIXELS",
     "RELEASED_VIDEO_SIZE",
+    "SCHEDULER_NAMES",
     "HubWeightsError",
     "ImageConductorPipeline",
     "ImageConductorPipelineOutput",
     "SamplingSettings",
     "VideoSize",
     "check_sampling_numbers",
+    "check_scheduler",
+    "check_scheduler_name",
     "check_seed",
     "check_video_size",
     "default_model_path",
     "load_trajectory_set",
+    "make_scheduler",
     "output_to_uint8",
     "prepare_first_frame",
     "read_model_index",
+    "scheduler_name",
     "synthetic_world",
     "write_model_settings",
 ]

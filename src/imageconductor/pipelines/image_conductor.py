@@ -3,9 +3,10 @@
 The whole sampling loop lives in :meth:`ImageConductorPipeline.__call__`. Per step it makes ONE
 batched call of :func:`imageconductor.models.predict_noise` over the guidance rows of
 :mod:`imageconductor.guidance` (each row picks its text embedding and its motion-ControlNet adapter),
-combines the rows into one noise prediction and takes a DDIM step. With ``camera_free_guidance=None``
-it is numerically the authors' released sampler (classifier-free guidance over ``[negative, positive]``
-rows that keep the image and flow conditions; only the text differs).
+combines the rows into one noise prediction and takes a scheduler step (DDIM unless another scheduler is
+named, see `imageconductor.pipelines.schedulers`). With ``camera_free_guidance=None`` and DDIM it is
+numerically the authors' released sampler (classifier-free guidance over ``[negative, positive]`` rows
+that keep the image and flow conditions; only the text differs).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from imageconductor.pipelines.hub import (
     fetch_official_files,
     fetch_personalized_file,
 )
+from imageconductor.pipelines.schedulers import SCHEDULERS, check_scheduler, make_scheduler
 from imageconductor.pipelines.settings import (
     MODEL_SETTING_NAMES,
     VideoSize,
@@ -143,7 +145,9 @@ class ImageConductorPipeline(DiffusionPipeline):
 
     Components: ``vae`` (AutoencoderKL), ``text_encoder`` / ``tokenizer`` (CLIP), ``unet`` (video UNet
     with motion modules), ``image_controlnet`` (SparseCtrl-RGB on the first frame), ``flow_controlnet``
-    (motion ControlNet with the LoRA adapters ``camera`` and ``object``), ``scheduler`` (DDIM). The
+    (motion ControlNet with the LoRA adapters ``camera`` and ``object``), ``scheduler`` (DDIM; replace it
+    as in diffusers, ``pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)``, with
+    :meth:`use_scheduler` by name, or name one for a single call with ``scheduler=``). The
     optional ``flow_encoding`` (see `imageconductor.trajectories.FlowEncoding`, default: the released one)
     says how drawn tracks are blurred into the motion ControlNet's condition; ``native_size``
     (``{"num_frames", "height", "width"}``, default: the released 16 x 256 x 384) is the video size the
@@ -334,6 +338,27 @@ class ImageConductorPipeline(DiffusionPipeline):
         pipe.register_to_config(_name_or_path=str(folder))
         return pipe
 
+    # ------------------------------------------------------------------ schedulers
+    def use_scheduler(self, name: str) -> SchedulerMixin:
+        """Replace ``self.scheduler`` by the scheduler ``name`` (``"ddim"``, ``"dpm++2m"``, ``"unipc"``,
+        ``"euler"``, ...; see `imageconductor.pipelines.schedulers.SCHEDULER_NAMES`) built from the model's
+        scheduler config (see :meth:`scheduler_source_config`), keeping its noise schedule, prediction type
+        and timestep spacing; returns it. ValueError for an unknown name or a combination that scheduler
+        cannot sample. ``use_scheduler("ddim")`` after another name restores the model's DDIM exactly."""
+        source = self.scheduler_source_config()
+        self.scheduler = make_scheduler(name, source)
+        self._named_scheduler = (self.scheduler, source)
+        return self.scheduler
+
+    def scheduler_source_config(self) -> Any:
+        """The scheduler config that named schedulers are built from: while the scheduler that
+        :meth:`use_scheduler` installed is in place, the config it was built from (the model's), else the
+        current scheduler's (a scheduler set directly, diffusers' way, counts as the model's)."""
+        named = getattr(self, "_named_scheduler", None)
+        if named is not None and named[0] is self.scheduler:
+            return named[1]
+        return self.scheduler.config
+
     # ------------------------------------------------------------------ personalised weights
     def _personal_file(self, name_or_path: PathLike) -> Path:
         """A local file, or a released personalised model's name fetched from the Hub (see
@@ -498,16 +523,28 @@ class ImageConductorPipeline(DiffusionPipeline):
         device: torch.device,
         generator: torch.Generator | list[torch.Generator] | None,
         latents: torch.Tensor | None = None,
+        scheduler: SchedulerMixin | None = None,
     ) -> torch.Tensor:
-        """Initial noise (drawn with ``generator`` unless ``latents`` is given) × ``init_noise_sigma``."""
+        """Initial noise (drawn with ``generator`` unless ``latents`` is given) × the ``init_noise_sigma`` of
+        ``scheduler`` (default ``self.scheduler``; call after its ``set_timesteps``)."""
         if latents is None:
             latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
         elif tuple(latents.shape) != tuple(shape):
             raise ValueError(f"latents must be shaped {tuple(shape)}, got {tuple(latents.shape)}")
-        return latents.to(device=device, dtype=dtype) * self.scheduler.init_noise_sigma
+        scheduler = self.scheduler if scheduler is None else scheduler
+        return latents.to(device=device, dtype=dtype) * scheduler.init_noise_sigma
 
-    def _extra_step_kwargs(self, generator: Any, eta: float) -> dict[str, Any]:
-        accepted = set(inspect.signature(self.scheduler.step).parameters)
+    def _sampling_scheduler(self, name: str | None) -> SchedulerMixin:
+        """The scheduler one call samples with: ``self.scheduler``, or a fresh one named ``name`` built from
+        its config (multistep solvers keep history, so each call gets its own)."""
+        return self.scheduler if name is None else make_scheduler(name, self.scheduler_source_config())
+
+    def _extra_step_kwargs(
+        self, generator: Any, eta: float, scheduler: SchedulerMixin | None = None
+    ) -> dict[str, Any]:
+        """``eta`` and ``generator`` for the scheduler's ``step``, each only where it takes them."""
+        scheduler = self.scheduler if scheduler is None else scheduler
+        accepted = set(inspect.signature(scheduler.step).parameters)
         kwargs: dict[str, Any] = {}
         if "eta" in accepted:
             kwargs["eta"] = eta
@@ -581,9 +618,11 @@ class ImageConductorPipeline(DiffusionPipeline):
         flow_conditioning_scale: float = 1.0,
         num_videos_per_prompt: int = 1,
         eta: float = 0.0,
+        scheduler: str | None = None,
     ) -> None:
         """Raise ValueError / TypeError naming the argument that is missing, doubled, malformed, not finite
-        or out of range (see `check_sampling_numbers`), before any compute."""
+        or out of range (see `check_sampling_numbers`), or a scheduler that cannot sample this model (see
+        `imageconductor.pipelines.schedulers.check_scheduler`), before any compute."""
         if (prompt is None) == (prompt_embeds is None):
             raise ValueError("pass exactly one of `prompt` and `prompt_embeds`")
         if prompt is not None and not (
@@ -618,6 +657,10 @@ class ImageConductorPipeline(DiffusionPipeline):
             )
         if isinstance(eta, bool) or not isinstance(eta, int | float) or not 0 <= eta <= 1:
             raise ValueError(f"eta must be a number in [0, 1], got {eta!r}")
+        if scheduler is not None:
+            name = check_scheduler(scheduler, self.scheduler_source_config())
+            if eta != 0 and not SCHEDULERS[name].takes_eta:
+                raise ValueError(f"eta is DDIM's; scheduler {name!r} does not take it (leave eta at 0)")
         if output_type not in ("pil", "np", "pt", "latent"):
             raise ValueError(f"output_type must be 'pil', 'np', 'pt' or 'latent', got {output_type!r}")
         unknown = [
@@ -658,6 +701,7 @@ class ImageConductorPipeline(DiffusionPipeline):
         return_dict: bool = True,
         callback_on_step_end: Callable[[DiffusionPipeline, int, int, dict], dict] | None = None,
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+        scheduler: str | None = None,
     ) -> ImageConductorPipelineOutput | tuple:
         r"""Generate a video whose first frame is ``image`` and whose motion follows ``trajectories``.
 
@@ -675,7 +719,7 @@ class ImageConductorPipeline(DiffusionPipeline):
                 tracks only, else ``"object"``.
             num_frames, height, width: video size; unset values come from ``flow_condition``, then
                 ``image_latents``, then ``latents``, else the model's ``native_size``.
-            num_inference_steps: DDIM steps (25 in the release).
+            num_inference_steps: sampling steps, one noise prediction each (25 DDIM steps in the release).
             guidance_scale: classifier-free guidance scale λ_cfg (7.5 in the release); ``<= 1`` turns it off.
             camera_free_guidance: λ_traj of the paper's Eq. 5; ``None`` is the released behaviour.
             motion_guidance_scale: extrapolates the trajectories' effect against trajectory control off, as
@@ -685,7 +729,8 @@ class ImageConductorPipeline(DiffusionPipeline):
                 turns trajectory control off (the flow ControlNet is not run), the baseline of ObjMC / CamMC.
             negative_prompt / negative_prompt_embeds: the unconditional text (default "").
             num_videos_per_prompt: videos per prompt.
-            eta: DDIM η. generator: torch generator(s) for the noise and the VAE sample.
+            eta: DDIM η (other schedulers take none). generator: torch generator(s) for the noise, the VAE
+                sample and the noise an ancestral scheduler adds per step.
             latents: initial noise ``(B, C, num_frames, height / f, width / f)``, ``f`` the VAE's scale factor.
             output_type: ``"pil"``, ``"np"``, ``"pt"`` (``(B, 3, F, H, W)`` in [0, 1]) or ``"latent"``.
             decode_chunk_size: frames per VAE decoder call (1 = frame by frame, the least memory).
@@ -693,6 +738,9 @@ class ImageConductorPipeline(DiffusionPipeline):
             callback_on_step_end: ``fn(pipe, step, timestep, callback_kwargs) -> dict`` after every step, with
                 the tensors named in ``callback_on_step_end_tensor_inputs``; a returned ``"latents"``
                 replaces the current latents.
+            scheduler: a scheduler name (``"ddim"``, ``"dpm++2m"``, ``"unipc"``, ``"euler"``, ...; see
+                `imageconductor.pipelines.schedulers`) built afresh for this call from ``self.scheduler``'s
+                config; ``None`` samples with ``self.scheduler`` itself.
         """
         callback_on_step_end_tensor_inputs = list(callback_on_step_end_tensor_inputs)
         self.check_inputs(
@@ -713,6 +761,7 @@ class ImageConductorPipeline(DiffusionPipeline):
             flow_conditioning_scale=flow_conditioning_scale,
             num_videos_per_prompt=num_videos_per_prompt,
             eta=eta,
+            scheduler=scheduler,
         )
         _check_chunk_size(decode_chunk_size)
         for text in (prompt, negative_prompt):
@@ -791,22 +840,26 @@ class ImageConductorPipeline(DiffusionPipeline):
         row_adapters = plan.row_adapters(batch_size)
         row_flow_scales = plan.row_flow_scales(batch_size, flow_conditioning_scale)
 
-        # 4. Timesteps and initial noise.
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
-        timesteps = self.scheduler.timesteps
+        # 4. Timesteps and initial noise (× the scheduler's init_noise_sigma, known after set_timesteps).
+        sampler = self._sampling_scheduler(scheduler)
+        sampler.set_timesteps(num_inference_steps, device=device)
+        timesteps = sampler.timesteps
         latent_channels = self.vae.config.latent_channels
         latents = self.prepare_latents(
-            (batch_size, latent_channels, num_frames, *latent_size), dtype, device, generator, latents
+            (batch_size, latent_channels, num_frames, *latent_size),
+            dtype,
+            device,
+            generator,
+            latents,
+            sampler,
         )
-        extra_step_kwargs = self._extra_step_kwargs(generator, eta)
+        extra_step_kwargs = self._extra_step_kwargs(generator, eta, sampler)
         self._num_timesteps = len(timesteps)
 
         # 5. Denoising loop: one batched noise prediction over all guidance rows per step.
         with self.progress_bar(total=len(timesteps)) as progress_bar:
             for step_index, timestep in enumerate(timesteps):
-                model_input = self.scheduler.scale_model_input(
-                    latents.repeat(plan.num_rows, 1, 1, 1, 1), timestep
-                )
+                model_input = sampler.scale_model_input(latents.repeat(plan.num_rows, 1, 1, 1, 1), timestep)
                 eps_rows = predict_noise(
                     self.unet,
                     self.image_controlnet,
@@ -820,7 +873,7 @@ class ImageConductorPipeline(DiffusionPipeline):
                     flow_scale=row_flow_scales,
                 )
                 eps = plan.combine(eps_rows.to(latents.dtype))
-                latents = self.scheduler.step(eps, timestep, latents, **extra_step_kwargs).prev_sample
+                latents = sampler.step(eps, timestep, latents, **extra_step_kwargs).prev_sample
 
                 if callback_on_step_end is not None:
                     available = {

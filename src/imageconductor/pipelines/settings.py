@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from imageconductor.guidance import AdapterSelection, format_mode, normalize_mode
+from imageconductor.pipelines.schedulers import DEFAULT_SCHEDULER, check_scheduler_name
 
 __all__ = [
     "MAX_SEED",
@@ -176,7 +177,9 @@ class SamplingSettings:
     """The sampling arguments of one generation request (see `ImageConductorPipeline.__call__`).
 
     ``None`` sizes are filled from the model's native size by the pipeline; ``seed`` seeds the CPU
-    generator that draws the initial noise and the first frame's VAE sample.
+    generator that draws the initial noise and the first frame's VAE sample; ``scheduler`` names the
+    sampler (`imageconductor.pipelines.schedulers.SCHEDULER_NAMES`; ``"ddim"``, the released one, by
+    default), built from the model's own scheduler config for each call.
     """
 
     mode: AdapterSelection | None = None
@@ -189,9 +192,11 @@ class SamplingSettings:
     motion_guidance_scale: float = 1.0
     flow_conditioning_scale: float = 1.0
     seed: int = 0
+    scheduler: str = DEFAULT_SCHEDULER
 
     def __post_init__(self) -> None:
-        """Normalise the mode; ValueError for a number that is not finite or out of range."""
+        """Normalise the mode and the scheduler name; ValueError for a number that is not finite or out of
+        range, or an unknown scheduler."""
         if self.mode is not None:
             object.__setattr__(self, "mode", normalize_mode(self.mode))
         check_sampling_numbers(
@@ -202,6 +207,7 @@ class SamplingSettings:
             self.flow_conditioning_scale,
         )
         object.__setattr__(self, "seed", check_seed(self.seed))
+        object.__setattr__(self, "scheduler", check_scheduler_name(self.scheduler))
 
     def with_size(self, size: VideoSize) -> SamplingSettings:
         """These settings with their unset sizes taken from ``size``."""
