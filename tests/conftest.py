@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
+from accelerate.state import AcceleratorState, GradientState
 
 from official_tiny import OFFICIAL_TINY, load_official_tiny, official_tiny_sampling_inputs
 
@@ -68,3 +70,23 @@ def official_text_encoder(official_dir: Path):
     from transformers import CLIPTextModel
 
     return CLIPTextModel.from_pretrained(official_dir / "sd15-tiny" / "text_encoder", local_files_only=True)
+
+
+@pytest.fixture(scope="module")
+def single_torch_thread():
+    """One torch thread for a module: tiny networks gain nothing from threads, and builds compared bit for
+    bit must sum in the same order (sums split across threads round differently)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture()
+def fresh_accelerate_state():
+    """accelerate's process-wide state reset around a test (training runs create an Accelerator)."""
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    yield
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()

@@ -20,28 +20,11 @@ from imageconductor.cli import main
 from imageconductor.training import make_default as md
 from imageconductor.training import stage_export
 
+pytestmark = pytest.mark.usefixtures("single_torch_thread", "fresh_accelerate_state")
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 #: one step per stage of the smoke plan
 SCALE = 0.5
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    # Sums split across threads round differently: every build here runs on one thread, as the CLI
-    # subprocess does (OMP_NUM_THREADS=1).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
-    yield
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
 
 
 @pytest.fixture(scope="module")

@@ -16,11 +16,9 @@ from imageconductor.app.settings import (
     default_settings,
     scheduler_choices,
 )
-from imageconductor.cli import main
 from imageconductor.cli.entry import build_parser
 from imageconductor.pipelines import SCHEDULER_NAMES, VideoSize, default_model_path
-
-EXAMPLES = Path(common.__file__).resolve().parents[1] / "assets" / "examples"
+from test_fail_fast import _fails, _generate
 
 
 @pytest.fixture
@@ -35,37 +33,6 @@ def no_loading(monkeypatch):
 
     for module in (common, generate, app):
         monkeypatch.setattr(module, "load_pipeline", refuse)
-
-
-def _generate(out: Path, *extra: str) -> list[str]:
-    return [
-        "generate",
-        "--image",
-        str(EXAMPLES / "object_first_frame.png"),
-        "--prompt",
-        "a prompt",
-        "--trajectories",
-        str(EXAMPLES / "object_trajectory.json"),
-        "--out",
-        str(out),
-        "--steps",
-        "1",
-        *extra,
-    ]
-
-
-def _fails(argv: list[str], capsys) -> str:
-    """Run the CLI, expect status 2 and return the one error line."""
-    try:
-        status = main(argv)
-    except SystemExit as exc:
-        status = exc.code
-    err = capsys.readouterr().err
-    assert status == 2, err
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if "error:" in line]
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 def test_the_command_line_offers_the_pipelines_scheduler_names():

@@ -25,6 +25,8 @@ from imageconductor.training.stages import (
 )
 from imageconductor.training.trainer import Trainer, TrainingTask, batch_seed, find_latest_checkpoint
 
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
+
 # ---- helpers -----------------------------------------------------------------------------------------
 
 
@@ -67,15 +69,6 @@ def toy_models() -> StageModels:
         text_encoder=nn.Embedding(10, 4),
         vae=nn.Linear(4, 4),
     )
-
-
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
-    yield
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
 
 
 # ---- config --------------------------------------------------------------------------------------------

@@ -24,6 +24,8 @@ from imageconductor.training.stages import StageModels
 from imageconductor.training.trainer import Trainer, find_latest_checkpoint
 from imageconductor.trajectories import FlowEncoding
 
+pytestmark = pytest.mark.usefixtures("single_torch_thread", "fresh_accelerate_state")
+
 TINY_MODEL = {
     "block_out_channels": [16, 32],
     "norm_num_groups": 8,
@@ -37,24 +39,6 @@ TINY_MODEL = {
 }
 TINY_DATA = {"num_frames": 4, "height": 48, "width": 64, "num_clips": 6, "grid_size": 4}
 CAPTIONS = ["a red star moves right, camera pans up", "a blue circle zig-zags down, static camera", ""]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    # Tiny networks: threading only adds synchronisation cost (and dominates on a busy 2-core machine).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
-    yield
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
 
 
 def stage_config(stage: str, output_dir: Path, model_dir: Path | None, **overrides) -> TrainingConfig:
