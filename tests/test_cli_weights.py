@@ -170,3 +170,11 @@ def test_compile_option_compiles_the_loaded_networks(
     compiled.clear()
     assert main(_generate_args(official_dir, official_manifest, first_frame, tmp_path)) == 0
     assert compiled == []
+
+
+def test_official_files_refuse_1000_steps_before_loading(
+    official_dir, official_manifest, first_frame, tmp_path, capsys, no_loading
+):
+    args = _generate_args(official_dir, official_manifest, first_frame, tmp_path, "--steps", "1000")
+    assert main(args) == 2
+    assert "--steps must be at most 999" in _one_error_line(capsys)

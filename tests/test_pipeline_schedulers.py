@@ -272,3 +272,25 @@ def test_solvers_land_near_a_fine_ddim_run_on_the_default_model(default_pipeline
         assert not _deviation(_latents(pipe, inputs), reference) < AGREEMENT
     finally:
         pipe.scheduler = model_scheduler
+
+
+@pytest.mark.parametrize(
+    ("spacing", "offset", "expected"), [("leading", 1, 999), ("leading", 0, 1000), ("trailing", 1, 1000)]
+)
+def test_max_inference_steps_keeps_every_timestep_inside_the_schedule(spacing, offset, expected):
+    from diffusers import DDIMScheduler
+
+    from imageconductor.pipelines.schedulers import max_inference_steps
+
+    scheduler = DDIMScheduler(timestep_spacing=spacing, steps_offset=offset)
+    assert max_inference_steps(scheduler.config) == expected
+    scheduler.set_timesteps(expected)
+    assert int(scheduler.timesteps.max()) < scheduler.config.num_train_timesteps
+    if expected < 1000:  # one step more would end outside the schedule (diffusers then fails mid-run)
+        scheduler.set_timesteps(expected + 1)
+        assert int(scheduler.timesteps.max()) >= scheduler.config.num_train_timesteps
+
+
+def test_the_released_ddim_refuses_1000_steps_before_any_compute(official_pipeline, official_sampling_inputs):
+    with pytest.raises(ValueError, match="at most 999"):
+        official_pipeline(**dict(official_sampling_inputs, num_inference_steps=1000), output_type="latent")

@@ -521,7 +521,7 @@ def add_sampling_options(
         "--steps",
         type=positive_int,
         default=25,
-        help="sampling steps (default 25; at most the scheduler's 1000 training timesteps)",
+        help="sampling steps (default 25; at most 1000, the scheduler's training timesteps, 999 for the released DDIM)",
     )
     add_scheduler_option(group, "sampler")
     group.add_argument(
@@ -587,16 +587,18 @@ def vae_scale_factor(args: argparse.Namespace) -> int:
 
 
 def check_steps(steps: int, model_root: Path) -> None:
-    """CLIError when ``steps`` exceeds the scheduler's training timesteps of the model folder
-    ``model_root`` (read from its scheduler config without loading weights; 1000 when it does not say)."""
+    """CLIError when ``steps`` exceeds what the scheduler of the model folder ``model_root`` can take
+    (`max_inference_steps` of its scheduler config, read without loading weights)."""
+    from imageconductor.pipelines.schedulers import max_inference_steps
+
     config_path = Path(model_root) / "scheduler" / "scheduler_config.json"
     try:
-        max_steps = int(json.loads(config_path.read_text()).get("num_train_timesteps", 1000))
+        max_steps = max_inference_steps(json.loads(config_path.read_text()))
     except (OSError, ValueError, TypeError, AttributeError) as exc:
         raise CLIError(f"cannot read the scheduler config {config_path}: {one_line(exc)}") from exc
     if steps > max_steps:
         raise CLIError(
-            f"--steps must be at most {max_steps} (the scheduler's training timesteps), got {steps}"
+            f"--steps must be at most {max_steps} (what the scheduler's training timesteps allow), got {steps}"
         )
 
 

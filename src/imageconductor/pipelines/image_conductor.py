@@ -48,7 +48,12 @@ from imageconductor.pipelines.hub import (
     fetch_official_files,
     fetch_personalized_file,
 )
-from imageconductor.pipelines.schedulers import SCHEDULERS, check_scheduler, make_scheduler
+from imageconductor.pipelines.schedulers import (
+    SCHEDULERS,
+    check_scheduler,
+    make_scheduler,
+    max_inference_steps,
+)
 from imageconductor.pipelines.settings import (
     MODEL_SETTING_NAMES,
     VideoSize,
@@ -645,7 +650,7 @@ class ImageConductorPipeline(DiffusionPipeline):
             camera_free_guidance,
             motion_guidance_scale,
             flow_conditioning_scale,
-            max_steps=self.scheduler.config.get("num_train_timesteps"),
+            max_steps=max_inference_steps(self.scheduler_source_config()),
         )
         if isinstance(num_videos_per_prompt, bool) or not isinstance(num_videos_per_prompt, int):
             raise ValueError(

@@ -29,6 +29,7 @@ __all__ = [
     "check_scheduler",
     "check_scheduler_name",
     "make_scheduler",
+    "max_inference_steps",
     "scheduler_name",
 ]
 
@@ -209,3 +210,13 @@ def scheduler_name(scheduler: Any) -> str | None:
         ):
             return name
     return None
+
+
+def max_inference_steps(config: Mapping[str, Any]) -> int:
+    """The most sampling steps a scheduler of ``config`` can take: its training timesteps, less its
+    ``steps_offset`` on a "leading" grid (the released DDIM: 1000 steps there would end on timestep 1000,
+    outside the schedule)."""
+    total = int(config.get("num_train_timesteps", 1000))
+    if config.get("timestep_spacing", "leading") == "leading":
+        total -= int(config.get("steps_offset") or 0)
+    return max(total, 1)

@@ -116,7 +116,8 @@ def check_sampling_numbers(
         raise ValueError(f"num_inference_steps must be a positive integer, got {steps!r}")
     if max_steps is not None and steps > max_steps:
         raise ValueError(
-            f"num_inference_steps must be at most {max_steps} (the scheduler's training timesteps), got {steps}"
+            f"num_inference_steps must be at most {max_steps} (what the scheduler's training timesteps "
+            f"allow), got {steps}"
         )
     _check_number("guidance_scale", guidance_scale)
     if camera_free_guidance is not None:
