@@ -250,19 +250,11 @@ def _official_sampler(pipe, tensors: dict[str, torch.Tensor], settings: dict[str
 
 
 def _our_pipeline(fixture: Path):
-    """This project's pipeline on the fixture's files (``ImageConductorPipeline.from_official``)."""
-    from imageconductor.pipelines.image_conductor import ImageConductorPipeline
+    """This project's pipeline on the fixture's files (``tests/official_tiny.py``: ``from_official``)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from official_tiny import load_official_tiny
 
-    weights = fixture / "official-weights"
-    pipe = ImageConductorPipeline.from_official(
-        fixture / "sd15-tiny",
-        unet_path=weights / "unet.ckpt",
-        image_controlnet_path=weights / "image_controlnet.ckpt",
-        flow_controlnet_path=weights / "flow_controlnet.ckpt",
-        torch_dtype=torch.float32,
-    )
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return load_official_tiny(torch.float32, fixture)
 
 
 def _our_sampler(pipe, tensors: dict[str, torch.Tensor], settings: dict[str, Any]):
