@@ -1,7 +1,7 @@
 """Finished stages of a default-model build as files to commit, and a build that resumes from them.
 
 A build of the embedded default model (`training.make_default`) can run in parts, on other machines or in
-other sessions: ``--export-stages FOLDER`` writes every finished stage to ``FOLDER/<stage>/``, and
+other runs: ``--export-stages FOLDER`` writes every finished stage to ``FOLDER/<stage>/``, and
 ``--resume-from FOLDER`` makes a later build start after the last stage found there. An exported stage
 holds what the later stages and the model card read, and no checkpoint:
 
