@@ -586,16 +586,15 @@ def vae_scale_factor(args: argparse.Namespace) -> int:
         raise CLIError(f"cannot read the VAE config {config_path}: {one_line(exc)}") from exc
 
 
-def check_steps(steps: int, model_root: Path) -> None:
-    """CLIError when ``steps`` exceeds what the scheduler of the model folder ``model_root`` can take
-    (`max_inference_steps` of its scheduler config, read without loading weights)."""
+def check_steps(steps: int, config: dict[str, Any]) -> None:
+    """CLIError when ``steps`` exceeds what a scheduler of ``config`` (the model's scheduler config, see
+    `scheduler_config`) can take (`max_inference_steps`)."""
     from imageconductor.pipelines.schedulers import max_inference_steps
 
-    config_path = Path(model_root) / "scheduler" / "scheduler_config.json"
     try:
-        max_steps = max_inference_steps(json.loads(config_path.read_text()))
-    except (OSError, ValueError, TypeError, AttributeError) as exc:
-        raise CLIError(f"cannot read the scheduler config {config_path}: {one_line(exc)}") from exc
+        max_steps = max_inference_steps(config)
+    except (ValueError, TypeError) as exc:
+        raise CLIError(f"cannot read the scheduler config: {one_line(exc)}") from exc
     if steps > max_steps:
         raise CLIError(
             f"--steps must be at most {max_steps} (what the scheduler's training timesteps allow), got {steps}"
@@ -644,8 +643,9 @@ def sampling_settings(args: argparse.Namespace, size: VideoSize, seed: int) -> S
 
     if args.mode == "none" and args.camera_free_guidance is not None:
         raise CLIError("--camera-free-guidance needs --mode object, camera or a blend (not none)")
-    check_steps(args.steps, model_root(args))
-    scheduler = check_scheduler_option(args.scheduler, scheduler_config(args))
+    config = scheduler_config(args)
+    check_steps(args.steps, config)
+    scheduler = check_scheduler_option(args.scheduler, config)
     return SamplingSettings(
         mode=args.mode,
         num_frames=size.num_frames,

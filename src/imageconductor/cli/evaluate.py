@@ -375,12 +375,15 @@ def _run_synthetic(args) -> int:
     for ablation in args.ablation:
         if not (ablation.folder / "model_index.json").is_file():
             raise CLIError(f"ablation {ablation.name}: {ablation.folder} is not a saved model folder")
-    check_steps(args.steps, Path(model))
     config_path = Path(model) / "scheduler" / "scheduler_config.json"
     try:
-        scheduler = check_scheduler_option(args.scheduler, json.loads(config_path.read_text()))
-    except (OSError, ValueError, AttributeError) as exc:
+        config = json.loads(config_path.read_text())
+    except (OSError, ValueError) as exc:
         raise CLIError(f"cannot read the scheduler config {config_path}: {one_line(exc)}") from exc
+    if not isinstance(config, dict):
+        raise CLIError(f"the scheduler config {config_path} must hold a JSON object")
+    check_steps(args.steps, config)
+    scheduler = check_scheduler_option(args.scheduler, config)
     try:
         sampling = SamplingSettings(
             num_inference_steps=args.steps,
