@@ -30,10 +30,9 @@ class ChunkedFeedForward(FeedForward):
     max_tokens: int = DEFAULT_FEED_FORWARD_TOKENS
 
     def forward(self, hidden_states: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-        entries = hidden_states.shape[0]
-        tokens_per_entry = max(hidden_states[0].numel() // max(hidden_states.shape[-1], 1), 1)
+        tokens_per_entry = max(hidden_states.shape[1:-1].numel(), 1)
         per_slice = max(self.max_tokens // tokens_per_entry, 1)
-        if hidden_states.ndim < 2 or per_slice >= entries or per_row_adapters_active(self):
+        if hidden_states.ndim < 2 or per_slice >= hidden_states.shape[0] or per_row_adapters_active(self):
             return super().forward(hidden_states, *args, **kwargs)
         parts = [super(ChunkedFeedForward, self).forward(part) for part in hidden_states.split(per_slice)]
         return torch.cat(parts)
