@@ -610,7 +610,13 @@ def scheduler_config(args: argparse.Namespace) -> dict[str, Any]:
         from imageconductor.models import official_scheduler
 
         return dict(official_scheduler().config)
-    config_path = folder / "scheduler" / "scheduler_config.json"
+    return read_scheduler_config(folder)
+
+
+def read_scheduler_config(folder: Path) -> dict[str, Any]:
+    """The JSON object in a model folder's ``scheduler/scheduler_config.json``; CLIError when it is
+    missing, unreadable or not an object."""
+    config_path = Path(folder) / "scheduler" / "scheduler_config.json"
     try:
         config = json.loads(config_path.read_text())
     except (OSError, ValueError) as exc:

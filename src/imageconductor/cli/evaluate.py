@@ -35,6 +35,7 @@ from imageconductor.cli.common import (
     output_folder,
     positive_float,
     positive_int,
+    read_scheduler_config,
     resolve_device,
     resolve_video_size,
     sampling_settings,
@@ -375,13 +376,7 @@ def _run_synthetic(args) -> int:
     for ablation in args.ablation:
         if not (ablation.folder / "model_index.json").is_file():
             raise CLIError(f"ablation {ablation.name}: {ablation.folder} is not a saved model folder")
-    config_path = Path(model) / "scheduler" / "scheduler_config.json"
-    try:
-        config = json.loads(config_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise CLIError(f"cannot read the scheduler config {config_path}: {one_line(exc)}") from exc
-    if not isinstance(config, dict):
-        raise CLIError(f"the scheduler config {config_path} must hold a JSON object")
+    config = read_scheduler_config(Path(model))
     check_steps(args.steps, config)
     scheduler = check_scheduler_option(args.scheduler, config)
     try:
