@@ -16,6 +16,7 @@ from accelerate.state import AcceleratorState, GradientState
 
 from imageconductor.models import predict_noise
 from imageconductor.models.lora import ADAPTER_WEIGHT_NAME, adapter_names
+from imageconductor.pipelines import VideoSize, read_model_index, synthetic_world
 from imageconductor.training.base_model import build_base_components, load_components, save_components
 from imageconductor.training.config import ConfigError, TrainingConfig
 from imageconductor.training.diffusion_task import DiffusionTrainingTask
@@ -485,8 +486,22 @@ def test_controlnet_stage_trains_from_curated_shards(base_model_dir, tmp_path):
             "curriculum": {"dense_steps": 1},
         },
     )
-    result = run_training(config, export=False)
+    result = run_training(config)
     assert len(result.history) == 2 and all(np.isfinite(r["loss"]) for r in result.history)
+    # curated clips are not the synthetic world: the exported model keeps the released size as its default
+    index = read_model_index(result.final_dir)
+    assert index.get("native_size") is None and index.get("synthetic_world") is None
+
+
+def test_a_stage_trained_on_the_synthetic_world_states_its_size_and_world(camera_model_dir):
+    """An exported stage renders the size it trained at: a probe or an evaluation of a stage folder would
+    otherwise generate the released 16x256x384 videos from a model that never saw them."""
+    index = read_model_index(camera_model_dir)
+    size = VideoSize.native(index)
+    assert (size.num_frames, size.height, size.width) == (4, 48, 64)
+    assert (size.num_frames, size.height, size.width) != (16, 256, 384)
+    assert synthetic_world(index) == {"texture_scale": 1.0, "motion_scale": 1.0}
+    assert index["synthetic_world"]["seed"] == 3
 
 
 def test_plan_overrides_set_nested_values_and_reject_bad_items(tmp_path, capsys):

@@ -37,6 +37,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 from tqdm.auto import tqdm
 
+from imageconductor.pipelines import write_model_settings
 from imageconductor.training.config import SAVED_CONFIG_FILE, TrainingConfig
 
 logger = logging.getLogger(__name__)
@@ -386,8 +387,26 @@ class Trainer:
         if self.accelerator.is_main_process:
             directory.mkdir(parents=True, exist_ok=True)
             self.task.export(directory, self.accelerator)
+            self._state_synthetic_size(directory)
         self.accelerator.wait_for_everyone()
         return directory
+
+    def _state_synthetic_size(self, directory: Path) -> None:
+        """A model trained on the synthetic world records the video size and world it learned
+        (``native_size``, ``synthetic_world``), so that generating or evaluating from the exported folder
+        renders its own size instead of the released model's 16x256x384."""
+        data = self.config.data
+        if data.source != "synthetic" or not (directory / "model_index.json").is_file():
+            return
+        write_model_settings(
+            directory,
+            native_size={"num_frames": data.num_frames, "height": data.height, "width": data.width},
+            synthetic_world={
+                "texture_scale": data.texture_scale,
+                "motion_scale": data.motion_scale,
+                "seed": self.config.seed,
+            },
+        )
 
     def _loader_for_position(self):
         progress = self.progress
