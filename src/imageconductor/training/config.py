@@ -134,6 +134,18 @@ class DataConfig:
     flow_dropout: float = 0.0
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
 
+    def synthetic_model_settings(self, seed: int) -> dict[str, Any]:
+        """The pipeline settings of a model trained on these synthetic clips: the size it renders by default
+        (``native_size``) and the world its evaluation reuses (``synthetic_world``)."""
+        return {
+            "native_size": {"num_frames": self.num_frames, "height": self.height, "width": self.width},
+            "synthetic_world": {
+                "texture_scale": self.texture_scale,
+                "motion_scale": self.motion_scale,
+                "seed": seed,
+            },
+        }
+
 
 @dataclass
 class OptimConfig:

@@ -265,16 +265,7 @@ def make_default(
     shutil.rmtree(temporary, ignore_errors=True)
     shutil.copytree(final, temporary)
     drop_build_paths(temporary)
-    data = configs[-1].data
-    write_model_settings(
-        temporary,
-        native_size={"num_frames": data.num_frames, "height": data.height, "width": data.width},
-        synthetic_world={
-            "texture_scale": data.texture_scale,
-            "motion_scale": data.motion_scale,
-            "seed": plan.get("seed", 0),
-        },
-    )
+    write_model_settings(temporary, **configs[-1].data.synthetic_model_settings(plan.get("seed", 0)))
     (temporary / "README.md").write_text(model_card(plan, configs, summaries, steps_scale))
     shutil.rmtree(out, ignore_errors=True)
     temporary.rename(out)

@@ -398,15 +398,7 @@ class Trainer:
         data = self.config.data
         if data.source != "synthetic" or not (directory / "model_index.json").is_file():
             return
-        write_model_settings(
-            directory,
-            native_size={"num_frames": data.num_frames, "height": data.height, "width": data.width},
-            synthetic_world={
-                "texture_scale": data.texture_scale,
-                "motion_scale": data.motion_scale,
-                "seed": self.config.seed,
-            },
-        )
+        write_model_settings(directory, **data.synthetic_model_settings(self.config.seed))
 
     def _loader_for_position(self):
         progress = self.progress
