@@ -35,6 +35,7 @@ def condition_losses(model: Path, clips: int, seed: int, batch: int = 8) -> dict
     from torch.utils.data import default_collate
 
     from imageconductor.conditioning import image_condition
+    from imageconductor.evaluation.synthetic_benchmark import warn_if_not_synthetic
     from imageconductor.pipelines import VideoSize, read_model_index, synthetic_world
     from imageconductor.training.base_model import load_components
     from imageconductor.training.conditions import curriculum_flow_condition, normalize_batch
@@ -42,6 +43,7 @@ def condition_losses(model: Path, clips: int, seed: int, batch: int = 8) -> dict
     from imageconductor.training.diffusion_task import DiffusionTrainingTask
     from imageconductor.training.synthetic_data import SyntheticClipDataset
 
+    warn_if_not_synthetic(model)
     index = read_model_index(model)
     size = VideoSize.native(index)
     frames, height, width = size.num_frames, size.height, size.width

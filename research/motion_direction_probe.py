@@ -92,8 +92,10 @@ def clip_settings(folder: Path, args: argparse.Namespace) -> tuple[int, int, int
     """``(frames, height, width, world)`` of the held-out clips for a model folder: the native size and
     synthetic world its ``model_index.json`` states; ``args.texture_scale`` / ``args.motion_scale``
     override the world's."""
+    from imageconductor.evaluation.synthetic_benchmark import warn_if_not_synthetic
     from imageconductor.pipelines import VideoSize, read_model_index, synthetic_world
 
+    warn_if_not_synthetic(folder)
     index = read_model_index(folder)
     size = VideoSize.native(index)
     world = synthetic_world(index)
