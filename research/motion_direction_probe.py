@@ -86,12 +86,15 @@ def add_clip_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--texture-scale", type=float, default=None, help="background smoothness (default: the model's)"
     )
+    parser.add_argument(
+        "--sprite-scale", type=float, default=None, help="sprite sizes (default: the model's)"
+    )
 
 
 def clip_settings(folder: Path, args: argparse.Namespace) -> tuple[int, int, int, dict[str, float]]:
     """``(frames, height, width, world)`` of the held-out clips for a model folder: the native size and
-    synthetic world its ``model_index.json`` states; ``args.texture_scale`` / ``args.motion_scale``
-    override the world's."""
+    synthetic world its ``model_index.json`` states; ``args.texture_scale`` / ``args.motion_scale`` /
+    ``args.sprite_scale`` override the world's (an argument that is missing or None does not)."""
     from imageconductor.evaluation.synthetic_benchmark import warn_if_not_synthetic
     from imageconductor.pipelines import VideoSize, read_model_index, synthetic_world
 
@@ -100,7 +103,7 @@ def clip_settings(folder: Path, args: argparse.Namespace) -> tuple[int, int, int
     size = VideoSize.native(index)
     world = synthetic_world(index)
     for name in world:
-        override = getattr(args, name)
+        override = getattr(args, name, None)
         world[name] = override if override is not None else world[name]
     return size.num_frames, size.height, size.width, world
 

@@ -134,6 +134,21 @@ def test_synthetic_cases_put_a_sprite_at_each_object_track_start():
     assert "moves right" in cases[0].prompt
 
 
+def test_synthetic_clip_suite_draws_the_world_it_is_given():
+    """A model trained on larger sprites is measured on clips with sprites as large as it saw."""
+    from imageconductor.synthetic import random_clip_spec
+
+    _, [plain] = synthetic_clip_suite("object", [103], 4, 96, 64, texture_scale=3.0)
+    _, [large] = synthetic_clip_suite("object", [103], 4, 96, 64, texture_scale=3.0, sprite_scale=2.0)
+    spec = random_clip_spec(103, "object", 4, 96, 64, texture_scale=3.0, sprite_scale=2.0)
+    clip = render_clip(spec)
+    np.testing.assert_array_equal(large.image, clip.frames[0])
+    plain_clip = render_clip(random_clip_spec(103, "object", 4, 96, 64, texture_scale=3.0))
+    np.testing.assert_array_equal(plain.image, plain_clip.frames[0])
+    coverage = [(c.layer_map(0) != BACKGROUND).mean() for c in (plain_clip, clip)]
+    assert coverage[1] > 2.0 * coverage[0]
+
+
 def test_synthetic_camera_cases_caption_the_camera_motion():
     full = load_suite("camera")
     cases = synthetic_cases(EvaluationSuite("some", "camera", (full["pan_left"], full["zoom_in"])), seed=5)

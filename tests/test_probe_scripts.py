@@ -80,14 +80,16 @@ def test_clip_settings_read_the_model_config_and_take_overrides(tmp_path):
     from imageconductor.pipelines import write_model_settings
 
     (tmp_path / "model_index.json").write_text("{}")
-    args = argparse.Namespace(texture_scale=None, motion_scale=2.0)
-    assert clip_settings(tmp_path, args) == (16, 256, 384, {"texture_scale": 1.0, "motion_scale": 2.0})
+    args = argparse.Namespace(texture_scale=None, motion_scale=2.0)  # no sprite_scale: the model's
+    world = {"texture_scale": 1.0, "motion_scale": 2.0, "sprite_scale": 1.0}
+    assert clip_settings(tmp_path, args) == (16, 256, 384, world)
     write_model_settings(
         tmp_path,
         native_size={"num_frames": 8, "height": 64, "width": 96},
-        synthetic_world={"texture_scale": 3.0, "motion_scale": 3.0, "seed": 0},
+        synthetic_world={"texture_scale": 3.0, "motion_scale": 3.0, "sprite_scale": 2.0, "seed": 0},
     )
-    assert clip_settings(tmp_path, args) == (8, 64, 96, {"texture_scale": 3.0, "motion_scale": 2.0})
+    world = {"texture_scale": 3.0, "motion_scale": 2.0, "sprite_scale": 2.0}
+    assert clip_settings(tmp_path, args) == (8, 64, 96, world)
 
 
 def test_dense_condition_points_the_way_the_clip_moves():

@@ -346,6 +346,29 @@ def test_texture_scale_smooths_the_background_and_keeps_the_rest_of_the_spec():
         random_clip_spec(11, texture_scale=0)
 
 
+def test_sprite_scale_enlarges_every_sprite_and_keeps_the_rest_of_the_spec():
+    plain = random_clip_spec(12, kind="object", num_frames=4, width=96, height=64, num_sprites=3)
+    large = random_clip_spec(
+        12, kind="object", num_frames=4, width=96, height=64, num_sprites=3, sprite_scale=2.0
+    )
+    assert [s.size for s in large.sprites] == pytest.approx([2.0 * s.size for s in plain.sprites])
+    assert [(s.shape, s.colour, s.motion) for s in large.sprites] == [
+        (s.shape, s.colour, s.motion) for s in plain.sprites
+    ]
+    assert large.camera == plain.camera and large.style == plain.style and large.caption == plain.caption
+
+    # Drawn larger: the sprites cover about four times the pixels of the first frame.
+    def covered(spec):
+        return int((render_clip(spec).layer_map(0) != BACKGROUND).sum())
+
+    assert 2.5 * covered(plain) < covered(large) < 5.0 * covered(plain)
+    # Never larger than the view's short side less 4 pixels, so every sprite still fits.
+    huge = random_clip_spec(12, kind="object", num_frames=4, width=96, height=64, sprite_scale=50.0)
+    assert all(s.size == 60.0 for s in huge.sprites)
+    with pytest.raises(ValueError, match="sprite_scale"):
+        random_clip_spec(12, sprite_scale=0)
+
+
 @pytest.mark.parametrize("kind", ["camera", "object"])
 def test_motion_scale_multiplies_every_speed_and_keeps_the_rest(kind):
     seeds = range(40, 60)

@@ -500,8 +500,21 @@ def test_a_stage_trained_on_the_synthetic_world_states_its_size_and_world(camera
     size = VideoSize.native(index)
     assert (size.num_frames, size.height, size.width) == (4, 48, 64)
     assert (size.num_frames, size.height, size.width) != (16, 256, 384)
-    assert synthetic_world(index) == {"texture_scale": 1.0, "motion_scale": 1.0}
+    assert synthetic_world(index) == {"texture_scale": 1.0, "motion_scale": 1.0, "sprite_scale": 1.0}
     assert index["synthetic_world"]["seed"] == 3
+
+
+def test_the_sprite_scale_is_stated_only_when_set_and_read_back():
+    """Models built before ``sprite_scale`` existed keep their exact ``model_index.json``; a model trained on
+    larger sprites says so, and its evaluation clips then draw them as large."""
+    from imageconductor.training.config import DataConfig
+
+    plain = DataConfig(texture_scale=3.0, motion_scale=2.0).synthetic_model_settings(seed=5)
+    assert plain["synthetic_world"] == {"texture_scale": 3.0, "motion_scale": 2.0, "seed": 5}
+    assert synthetic_world(plain)["sprite_scale"] == 1.0
+    larger = DataConfig(texture_scale=3.0, motion_scale=2.0, sprite_scale=2.0).synthetic_model_settings(5)
+    assert larger["synthetic_world"]["sprite_scale"] == 2.0
+    assert synthetic_world(larger) == {"texture_scale": 3.0, "motion_scale": 2.0, "sprite_scale": 2.0}
 
 
 def test_plan_overrides_set_nested_values_and_reject_bad_items(tmp_path, capsys):

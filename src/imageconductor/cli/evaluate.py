@@ -102,6 +102,12 @@ def _add_suite_parser(subparsers) -> None:
         default=None,
         help="synthetic-* speed multiplier (default: the model's synthetic world, else 1)",
     )
+    source.add_argument(
+        "--sprite-scale",
+        type=positive_float,
+        default=None,
+        help="synthetic-* sprite size multiplier (default: the model's synthetic world, else 1)",
+    )
     add_sampling_options(parser, seed_help="sampling seed for every video (default 0)", seed_default=0)
     add_weight_options(parser)
     parser.add_argument("--no-videos", action="store_true", help="do not keep the generated MP4s")
@@ -282,6 +288,7 @@ def _suite_and_cases(args):
             args.height,
             args.texture_scale,
             args.motion_scale,
+            args.sprite_scale,
         )
     suite = load_suite(args.suite)
     if args.image is not None:

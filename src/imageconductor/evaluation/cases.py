@@ -147,10 +147,11 @@ def synthetic_clip_suite(
     height: int = 256,
     texture_scale: float = 1.0,
     motion_scale: float = 1.0,
+    sprite_scale: float = 1.0,
 ) -> tuple[EvaluationSuite, list[EvalCase]]:
-    """Held-out synthetic clips of ``kind`` ("object" or "camera") as a suite plus cases (``texture_scale``
-    and ``motion_scale`` as in `imageconductor.synthetic.random_clip_spec`: use the values the model was
-    trained with).
+    """Held-out synthetic clips of ``kind`` ("object" or "camera") as a suite plus cases (``texture_scale``,
+    ``motion_scale`` and ``sprite_scale`` as in `imageconductor.synthetic.random_clip_spec`: use the values
+    the model was trained with).
 
     Object clips: the exact centre tracks of the moving sprites; camera clips: exact tracks of
     background points. Each case keeps the clip's first frame, caption and frames (``reference``).
@@ -169,6 +170,7 @@ def synthetic_clip_suite(
                 height=height,
                 texture_scale=texture_scale,
                 motion_scale=motion_scale,
+                sprite_scale=sprite_scale,
             )
         )
         if kind == "object":

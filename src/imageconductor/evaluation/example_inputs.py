@@ -5,7 +5,7 @@ sprite(s) as the trajectory file and the clip's caption as the prompt; the camer
 frame of a synthetic camera clip with exact background-point tracks. The seeds lie outside the range
 training draws from (``SeedSequence([0, index])``). The frames are rendered at 384x256 with the model's
 background smoothness scaled to that width (its ``texture_scale`` x 384 / its width), with its
-``motion_scale`` (speeds already scale with the frame) and its clip length, so that resized to the
+``motion_scale`` and ``sprite_scale`` (speeds and sizes already scale with the frame) and its clip length, so that resized to the
 model's frame they look and move like its training clips.
 """
 
@@ -38,11 +38,12 @@ def write_example_inputs(out: str | os.PathLike, model_index: Mapping[str, Any])
     world = synthetic_world(model_index)
     texture_scale = world["texture_scale"] * WIDTH / size.width
     motion_scale = world["motion_scale"]
+    sprite_scale = world["sprite_scale"]
     out.mkdir(parents=True, exist_ok=True)
     lines = []
     for kind, seed in EXAMPLE_SEEDS.items():
         _, cases = synthetic_clip_suite(
-            kind, [seed], size.num_frames, WIDTH, HEIGHT, texture_scale, motion_scale
+            kind, [seed], size.num_frames, WIDTH, HEIGHT, texture_scale, motion_scale, sprite_scale
         )
         case = cases[0]
         PIL.Image.fromarray(case.image).save(out / f"{kind}_first_frame.png")
@@ -50,6 +51,6 @@ def write_example_inputs(out: str | os.PathLike, model_index: Mapping[str, Any])
         (out / f"{kind}_prompt.txt").write_text(case.prompt + "\n")
         lines.append(
             f"{kind}: seed {seed}, {size.num_frames} frames, texture scale {texture_scale:g}, "
-            f"motion scale {motion_scale:g}, {len(case.trajectories)} track(s), prompt {case.prompt!r}"
+            f"motion scale {motion_scale:g}, sprite scale {sprite_scale:g}, {len(case.trajectories)} track(s), prompt {case.prompt!r}"
         )
     return lines

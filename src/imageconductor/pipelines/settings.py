@@ -136,12 +136,15 @@ def check_seed(seed: Any) -> int:
 #: The released model's size: 16 frames at 256 x 384.
 RELEASED_VIDEO_SIZE = VideoSize(num_frames=16, height=256, width=384)
 
+#: The synthetic world's settings a model states (arguments of `imageconductor.synthetic.random_clip_spec`).
+WORLD_SETTINGS = ("texture_scale", "motion_scale", "sprite_scale")
+
 
 def synthetic_world(config: Mapping[str, Any]) -> dict[str, float]:
-    """``texture_scale`` and ``motion_scale`` of the synthetic world a pipeline config (``model_index.json``)
-    says its model was trained on; 1 each for a model that states none."""
+    """``texture_scale``, ``motion_scale`` and ``sprite_scale`` of the synthetic world a pipeline config
+    (``model_index.json``) says its model was trained on; 1 each for a model that states none."""
     world = config.get("synthetic_world") or {}
-    return {name: float(world.get(name, 1.0)) for name in ("texture_scale", "motion_scale")}
+    return {name: float(world.get(name, 1.0)) for name in WORLD_SETTINGS}
 
 
 def read_model_index(folder: str | os.PathLike) -> dict[str, Any]:

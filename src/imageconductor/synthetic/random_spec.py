@@ -96,6 +96,7 @@ def random_clip_spec(
     style: SceneStyle | None = None,
     texture_scale: float = 1.0,
     motion_scale: float = 1.0,
+    sprite_scale: float = 1.0,
 ) -> ClipSpec:
     """Draw a random ClipSpec from ``seed`` (same arguments -> same spec).
 
@@ -104,11 +105,15 @@ def random_clip_spec(
     multiplies the background's finest noise cell (> 1: smoother scenes, easier for a small autoencoder;
     the rest of the spec does not change). ``motion_scale`` multiplies every speed: camera pans and zoom
     rates, and sprite path lengths (still kept inside the view; > 1: faster motion, e.g. for short clips).
+    ``sprite_scale`` multiplies every sprite's size (> 1: larger objects, which a small frame and a coarse
+    latent grid resolve better), up to the view's short side less 4 pixels.
     """
     if not texture_scale > 0:
         raise ValueError(f"texture_scale must be > 0, got {texture_scale}")
     if not motion_scale > 0:
         raise ValueError(f"motion_scale must be > 0, got {motion_scale}")
+    if not sprite_scale > 0:
+        raise ValueError(f"sprite_scale must be > 0, got {sprite_scale}")
     if kind is not None and kind not in CLIP_KINDS:
         raise ValueError(f"unknown clip kind {kind!r}; choose from {', '.join(CLIP_KINDS)} or None")
     if num_sprites is not None and not 1 <= num_sprites <= min(len(SHAPES), 8):
@@ -133,7 +138,8 @@ def random_clip_spec(
 
     sprites = []
     for index in range(count):
-        size = max(6.0, float(rng.uniform(0.16, 0.3) * min(width, height)))
+        size = float(rng.uniform(0.16, 0.3) * min(width, height) * sprite_scale)
+        size = max(6.0, min(size, min(width, height) - 4.0))
         margin = size / 2.0 + 2.0
         motion = ObjectMotion()
         if moving[index]:

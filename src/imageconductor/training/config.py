@@ -127,6 +127,8 @@ class DataConfig:
     texture_scale: float = 1.0
     #: synthetic source: multiplies every camera and sprite speed (> 1 = faster motion)
     motion_scale: float = 1.0
+    #: synthetic source: multiplies every sprite's size (> 1 = larger objects)
+    sprite_scale: float = 1.0
     num_workers: int = 0
     caption_dropout: float = 0.1
     #: stage "base" with ``model.base.train_flow_controlnet``: probability that a clip trains without the flow
@@ -136,14 +138,14 @@ class DataConfig:
 
     def synthetic_model_settings(self, seed: int) -> dict[str, Any]:
         """The pipeline settings of a model trained on these synthetic clips: the size it renders by default
-        (``native_size``) and the world its evaluation reuses (``synthetic_world``)."""
+        (``native_size``) and the world its evaluation reuses (``synthetic_world``). ``sprite_scale`` is
+        stated only when it is not 1, so models built before it existed are written byte for byte as before."""
+        world: dict[str, Any] = {"texture_scale": self.texture_scale, "motion_scale": self.motion_scale}
+        if self.sprite_scale != 1.0:
+            world["sprite_scale"] = self.sprite_scale
         return {
             "native_size": {"num_frames": self.num_frames, "height": self.height, "width": self.width},
-            "synthetic_world": {
-                "texture_scale": self.texture_scale,
-                "motion_scale": self.motion_scale,
-                "seed": seed,
-            },
+            "synthetic_world": {**world, "seed": seed},
         }
 
 
@@ -274,6 +276,7 @@ class TrainingConfig:
             "grid_size",
             "texture_scale",
             "motion_scale",
+            "sprite_scale",
         ):
             _positive(f"data.{name}", getattr(self.data, name))
         if not self.model.pretrained_model_path:  # a model built from scratch: its VAE's factor is known

@@ -349,6 +349,8 @@ def model_card(
     """Markdown model card: data, sizes, the steps and final losses of every stage."""
     base = configs[0].model.base
     data = configs[0].data
+    sprite_scale = configs[-1].data.sprite_scale  # stated only when set, as in the model index
+    sprites = f"sprite scale {sprite_scale:g}, " if sprite_scale != 1.0 else ""
     lines = [
         "# imageconductor embedded default model",
         "",
@@ -363,8 +365,8 @@ def model_card(
         "",
         f"- synthetic clips rendered on the fly, seed {plan.get('seed', 0)}: {data.num_frames} frames of "
         f"{data.width}x{data.height}, tracks of a {data.grid_size}x{data.grid_size} grid (exact ground truth)",
-        f"- world settings: background texture scale {configs[-1].data.texture_scale:g}, motion scale "
-        + ", ".join(f"{c.stage} {c.data.motion_scale:g}" for c in configs),
+        f"- world settings: background texture scale {configs[-1].data.texture_scale:g}, {sprites}motion "
+        "scale " + ", ".join(f"{c.stage} {c.data.motion_scale:g}" for c in configs),
         "- stage kinds: vae/base/controlnet all kinds; camera LoRA camera-only clips; object LoRA mixed clips",
         "",
         "## Networks",

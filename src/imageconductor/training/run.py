@@ -120,6 +120,7 @@ def build_dataset(
             flow="none",
             texture_scale=data.texture_scale,
             motion_scale=data.motion_scale,
+            sprite_scale=data.sprite_scale,
             sprite_masks=config.stage == "vae" and config.loss.vae_sprite_weight > 0,
         )
         return dataset, None
@@ -177,6 +178,7 @@ def build_task(config: TrainingConfig, components: ImageToVideoComponents) -> Tr
             seed=config.seed + 10_007,
             texture_scale=data.texture_scale,
             motion_scale=data.motion_scale,
+            sprite_scale=data.sprite_scale,
         )
         calibration = [{"frames": held_out[i]["frames"][None], "caption": [""]} for i in range(len(held_out))]
         return VaeTrainingTask(config, components, calibration)

@@ -38,6 +38,7 @@ def write_stage_samples(
         flow="dense",
         texture_scale=data.texture_scale,
         motion_scale=data.motion_scale,
+        sprite_scale=data.sprite_scale,
         flow_encoding=components.flow_encoding,
     )
     pipeline = ImageConductorPipeline(**components.as_dict())

@@ -49,6 +49,7 @@ class SyntheticClipDataset(Dataset):
         flow: str = "none",
         texture_scale: float = 1.0,
         motion_scale: float = 1.0,
+        sprite_scale: float = 1.0,
         sprite_masks: bool = False,
         flow_encoding: FlowEncoding = RELEASED_FLOW_ENCODING,
     ) -> None:
@@ -68,6 +69,7 @@ class SyntheticClipDataset(Dataset):
         self.flow = flow
         self.texture_scale = texture_scale
         self.motion_scale = motion_scale
+        self.sprite_scale = sprite_scale
         self.sprite_masks = sprite_masks
         self.flow_encoding = flow_encoding
 
@@ -93,6 +95,7 @@ class SyntheticClipDataset(Dataset):
             height=self.height,
             texture_scale=self.texture_scale,
             motion_scale=self.motion_scale,
+            sprite_scale=self.sprite_scale,
         )
         clip = render_clip(spec)
         positions, visible = clip.track_points(grid_points(self.width, self.height, self.grid_size), frame=0)
