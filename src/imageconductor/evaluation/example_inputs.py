@@ -5,8 +5,8 @@ sprite(s) as the trajectory file and the clip's caption as the prompt; the camer
 frame of a synthetic camera clip with exact background-point tracks. The seeds lie outside the range
 training draws from (``SeedSequence([0, index])``). The frames are rendered at 384x256 with the model's
 background smoothness scaled to that width (its ``texture_scale`` x 384 / its width), with its
-``motion_scale`` and ``sprite_scale`` (speeds and sizes already scale with the frame) and its clip length, so that resized to the
-model's frame they look and move like its training clips.
+``motion_scale`` and ``sprite_scale`` (speeds and sizes already scale with the frame) and its clip
+length, so that resized to the model's frame they look and move like its training clips.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ def write_example_inputs(out: str | os.PathLike, model_index: Mapping[str, Any])
         (out / f"{kind}_prompt.txt").write_text(case.prompt + "\n")
         lines.append(
             f"{kind}: seed {seed}, {size.num_frames} frames, texture scale {texture_scale:g}, "
-            f"motion scale {motion_scale:g}, sprite scale {sprite_scale:g}, {len(case.trajectories)} track(s), prompt {case.prompt!r}"
+            f"motion scale {motion_scale:g}, sprite scale {sprite_scale:g}, {len(case.trajectories)} track(s), "
+            f"prompt {case.prompt!r}"
         )
     return lines

@@ -168,7 +168,7 @@ def warn_if_not_synthetic(model: Path) -> None:
         size = VideoSize.native(index)
         logger.warning(
             "%s states no synthetic_world in its model_index.json (not trained on the synthetic world, or an "
-            "exported stage from before stages recorded it): its clips use texture and motion scale 1 at "
+            "exported stage from before stages recorded it): its clips use texture, motion and sprite scale 1 at "
             "%dx%dx%d",
             model,
             size.num_frames,

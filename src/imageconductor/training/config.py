@@ -136,13 +136,21 @@ class DataConfig:
     flow_dropout: float = 0.0
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
 
+    def world_settings(self) -> dict[str, float]:
+        """The synthetic world's settings (`imageconductor.synthetic.random_clip_spec` arguments) as keywords."""
+        return {
+            "texture_scale": self.texture_scale,
+            "motion_scale": self.motion_scale,
+            "sprite_scale": self.sprite_scale,
+        }
+
     def synthetic_model_settings(self, seed: int) -> dict[str, Any]:
         """The pipeline settings of a model trained on these synthetic clips: the size it renders by default
         (``native_size``) and the world its evaluation reuses (``synthetic_world``). ``sprite_scale`` is
         stated only when it is not 1, so models built before it existed are written byte for byte as before."""
-        world: dict[str, Any] = {"texture_scale": self.texture_scale, "motion_scale": self.motion_scale}
-        if self.sprite_scale != 1.0:
-            world["sprite_scale"] = self.sprite_scale
+        world: dict[str, Any] = self.world_settings()
+        if self.sprite_scale == 1.0:
+            del world["sprite_scale"]
         return {
             "native_size": {"num_frames": self.num_frames, "height": self.height, "width": self.width},
             "synthetic_world": {**world, "seed": seed},

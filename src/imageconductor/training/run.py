@@ -118,9 +118,7 @@ def build_dataset(
             kinds=kinds,
             grid_size=data.grid_size,
             flow="none",
-            texture_scale=data.texture_scale,
-            motion_scale=data.motion_scale,
-            sprite_scale=data.sprite_scale,
+            **data.world_settings(),
             sprite_masks=config.stage == "vae" and config.loss.vae_sprite_weight > 0,
         )
         return dataset, None
@@ -176,9 +174,7 @@ def build_task(config: TrainingConfig, components: ImageToVideoComponents) -> Tr
             data.height,
             data.width,
             seed=config.seed + 10_007,
-            texture_scale=data.texture_scale,
-            motion_scale=data.motion_scale,
-            sprite_scale=data.sprite_scale,
+            **data.world_settings(),
         )
         calibration = [{"frames": held_out[i]["frames"][None], "caption": [""]} for i in range(len(held_out))]
         return VaeTrainingTask(config, components, calibration)

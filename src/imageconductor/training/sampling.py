@@ -36,9 +36,7 @@ def write_stage_samples(
         kinds=kinds,
         grid_size=data.grid_size,
         flow="dense",
-        texture_scale=data.texture_scale,
-        motion_scale=data.motion_scale,
-        sprite_scale=data.sprite_scale,
+        **data.world_settings(),
         flow_encoding=components.flow_encoding,
     )
     pipeline = ImageConductorPipeline(**components.as_dict())
