@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 
@@ -42,8 +43,12 @@ valid_rich = st.fixed_dictionaries(
 
 @st.composite
 def mutated(draw: st.DrawFn) -> object:
-    """A valid structure with one value somewhere inside replaced by something arbitrary."""
-    value = draw(valid_official | valid_rich)
+    """A valid structure with one value somewhere inside replaced by something arbitrary.
+
+    The drawn value is copied before it is changed: `st.just` hands out the same list every time, and
+    changing it in place would change what later examples draw (hypothesis reports that as flaky).
+    """
+    value = copy.deepcopy(draw(valid_official | valid_rich))
     container, key = None, None
     node = value
     for _ in range(draw(st.integers(0, 5))):
