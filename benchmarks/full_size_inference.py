@@ -5,11 +5,13 @@ the released motion modules and both ControlNets, the flow ControlNet with two r
 with random weights: nothing is downloaded. Each dtype runs in a fresh process, so its peak resident
 memory is its own: the table gives the resident memory once the networks are built and its peak while
 sampling and decoding (Linux ``VmHWM``, reset after building), next to `estimate_request_memory`'s total
-and activation figures.
+and what it expects on top of the built networks (activations, and with ``--fold`` the motion
+ControlNet's copy with its adapter folded in, which the pipeline does not make for this model by itself).
 
     python benchmarks/full_size_inference.py                       # 16 x 256 x 384, 2 steps, fp32 + bf16
     python benchmarks/full_size_inference.py --frames 4 --steps 1  # quicker
     python benchmarks/full_size_inference.py --device cuda --dtypes float16 [--offload]
+    python benchmarks/full_size_inference.py --frames 4 --steps 3 --dtypes bfloat16 --fold  # adapter folded
 """
 
 from __future__ import annotations
@@ -155,6 +157,7 @@ def measure(
     chunk: int,
     device: str = "cpu",
     offload: bool = False,
+    fold: bool | None = None,
 ) -> dict:
     """One run in this process: seconds per step, decode seconds, memory after building the networks and
     its peak while sampling and decoding (resident memory on CPU, allocated memory on CUDA)."""
@@ -180,6 +183,7 @@ def measure(
         stamps.append(time.perf_counter())
         return kwargs
 
+    pipe.fuse_motion_adapters = fold
     if offload:
         pipe.enable_model_cpu_offload(device=device)
     else:
@@ -211,11 +215,21 @@ def measure(
         "build_s": build_s,
         "first_step_s": stamps[0] - begin,
         "step_s": (stamps[-1] - begin) / len(stamps),
+        # Steps after the first (which also folds the adapter and sets up); None with one step.
+        "later_step_s": (stamps[-1] - stamps[0]) / (len(stamps) - 1) if len(stamps) > 1 else None,
         "decode_s": end - stamps[-1],
         "resident_gib": resident / 1024**3,
         "peak_gib": peak / 1024**3,
         "estimate_gib": estimate.total / 1024**3,
         "estimate_activations_gib": estimate.activations / 1024**3,
+        # What the estimate expects on top of the built networks: activations, and the folded copy.
+        "estimate_extra_gib": (
+            estimate.activations
+            + (counts["flow_controlnet"] if pipe.folds_motion_adapters else 0)
+            * torch.empty((), dtype=dtype).element_size()
+        )
+        / 1024**3,
+        "folded": pipe.folds_motion_adapters,
         "parameters": sum(counts.values()),
     }
 
@@ -232,23 +246,29 @@ def main() -> None:
     parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (CUDA: allocated-memory peaks)")
     parser.add_argument("--offload", action="store_true", help="model CPU offload to --device (CUDA)")
+    parser.add_argument(
+        "--fold",
+        action="store_true",
+        help="fold the motion ControlNet's adapter into a copy of its weights (default: the pipeline decides)",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     shape = (args.frames, args.height, args.width, args.steps, args.decode_chunk_size)
     if args.one:
-        print(json.dumps(measure(args.one, *shape, device=args.device, offload=args.offload)))
+        result = measure(args.one, *shape, device=args.device, offload=args.offload, fold=args.fold or None)
+        print(json.dumps(result))
         return
     print(
         f"real-size released architecture, {args.device}{' with offload' if args.offload else ''} "
         f"({torch.get_num_threads()} CPU threads), CFG (2 rows), "
         f"{args.frames} x {args.height} x {args.width}, {args.steps} DDIM steps, decode chunk "
-        f"{args.decode_chunk_size}"
+        f"{args.decode_chunk_size}, motion ControlNet adapter {'folded' if args.fold else 'as the pipeline decides'}"
     )
     print(
-        "| dtype | parameters | s / step | VAE decode s | resident after build GiB | peak while sampling GiB "
-        "| estimate GiB | peak - resident GiB | estimated activations GiB |"
+        "| dtype | parameters | s / step | s / step after the first | VAE decode s | resident after build GiB | peak while sampling GiB "
+        "| estimate GiB | peak - resident GiB | estimated on top GiB |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for dtype_name in args.dtypes:
         command = [
             sys.executable,
@@ -268,13 +288,15 @@ def main() -> None:
             "--device",
             args.device,
             *(["--offload"] if args.offload else []),
+            *(["--fold"] if args.fold else []),
         ]
         result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
         print(
             f"| {result['dtype']} | {result['parameters'] / 1e9:.2f} B | {result['step_s']:.1f} | "
+            f"{'-' if result['later_step_s'] is None else format(result['later_step_s'], '.1f')} | "
             f"{result['decode_s']:.1f} | {result['resident_gib']:.2f} | {result['peak_gib']:.2f} | "
             f"{result['estimate_gib']:.2f} | {result['peak_gib'] - result['resident_gib']:.2f} | "
-            f"{result['estimate_activations_gib']:.2f} |",
+            f"{result['estimate_extra_gib']:.2f} |",
             flush=True,
         )
 

@@ -27,6 +27,8 @@ from peft import LoraConfig
 from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
 
+from imageconductor.models.adapter_fusion import fused_adapter_weights
+
 #: Row label meaning "no LoRA" in peft's mixed-batch mechanism.
 BASE_ADAPTER = "__base__"
 #: Sub-folder of a saved model that holds one folder of LoRA weights per adapter.
@@ -161,7 +163,8 @@ def adapters_weighted(model: nn.Module, weights: Mapping[str, float]) -> Iterato
 
     ``{"camera": 1.0}`` is the released code's ``set_adapter("cmcm_weights")``; several entries blend the
     adapters (their LoRA deltas are summed with these weights). Restores the previous adapter state,
-    including ``requires_grad``, on exit.
+    including ``requires_grad``, on exit. Inside :func:`~imageconductor.models.adapter_fusion.adapter_fusion`
+    the adapters run folded into the weights.
     """
     layers = tuner_layers(model)
     names = [name for name in weights]
@@ -178,7 +181,8 @@ def adapters_weighted(model: nn.Module, weights: Mapping[str, float]) -> Iterato
             layer.set_adapter(names)
             for name in names:
                 layer.set_scale(name, float(weights[name]))
-        yield
+        with fused_adapter_weights(model, layers, weights):  # folded only inside adapter_fusion
+            yield
 
 
 @contextmanager

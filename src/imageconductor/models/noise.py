@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager
 import torch
 from torch import nn
 
+from imageconductor.models.adapter_fusion import fusion_active
 from imageconductor.models.lora import BASE_ADAPTER, adapters_per_row, adapters_weighted
 
 #: What a batch row asks of the flow ControlNet: an adapter name, "none", or adapter weights to blend.
@@ -179,13 +180,16 @@ def _flow_residuals(
     flow: torch.Tensor,
 ) -> tuple[list[torch.Tensor], torch.Tensor, list[int]]:
     """Flow-ControlNet residuals for ``rows``: single adapters share one call (per-row adapters), each
-    distinct blend gets its own call. Returns residuals and the order of ``rows`` they come in."""
+    distinct blend gets its own call; with the adapters folded into the weights (`fusion_active`) every
+    distinct choice gets its own call, which then runs no LoRA layer at all. Returns residuals and the
+    order of ``rows`` they come in."""
+    separate = fusion_active(flow_controlnet)
     calls: list[list[int]] = []
     single = [position for position, key in enumerate(keys) if isinstance(key, str)]
-    if single:
+    if single and not separate:
         calls.append(single)
-    for blend in dict.fromkeys(key for key in keys if not isinstance(key, str)):
-        calls.append([position for position, key in enumerate(keys) if key == blend])
+    for choice in dict.fromkeys(key for key in keys if separate or not isinstance(key, str)):
+        calls.append([position for position, key in enumerate(keys) if key == choice])
     downs: list[list[torch.Tensor]] = []
     mids: list[torch.Tensor] = []
     for positions in calls:

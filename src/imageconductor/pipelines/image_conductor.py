@@ -16,6 +16,7 @@ import inspect
 import os
 import warnings
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 from imageconductor.conditioning import image_condition
 from imageconductor.guidance import AdapterSelection, normalize_mode, plan_guidance
 from imageconductor.models import load_official_components, predict_noise, vae_scale_factor
+from imageconductor.models.adapter_fusion import FOLD_MIN_ADAPTER_SHARE, adapter_fusion, adapter_share
 from imageconductor.models.adapters_personal import (
     DEFAULT_LORA_SCALE,
     fuse_loras,
@@ -215,6 +217,10 @@ class ImageConductorPipeline(DiffusionPipeline):
             scheduler=scheduler,
         )
         self.vae_scale_factor = vae_scale_factor(self.vae.config.block_out_channels)
+        #: Fold the motion ControlNet's adapter into a copy of its weights while sampling
+        #: (`folds_motion_adapters`): None decides by the adapters' share of the work, True always, False
+        #: never (the LoRA layers run on every step and no copy is kept).
+        self.fuse_motion_adapters: bool | None = None
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -429,6 +435,28 @@ class ImageConductorPipeline(DiffusionPipeline):
         """
         for network in (self.unet, self.image_controlnet, self.flow_controlnet):
             network.compile(**compile_kwargs)
+
+    @property
+    def folds_motion_adapters(self) -> bool:
+        """Whether sampling folds the motion ControlNet's adapter into a copy of its weights
+        (`imageconductor.models.adapter_fusion`), so that its LoRA layers cost nothing per step.
+
+        ``fuse_motion_adapters`` True or False decides; None (default) folds where the adapters hold at
+        least `FOLD_MIN_ADAPTER_SHARE` of the adapted weights (small models such as the embedded default,
+        not the released one, where the copy would cost memory for no speed). Never under CPU offload
+        (accelerate hooks move the weights between devices) or with weights on the meta device."""
+        network = self.flow_controlnet
+        if network is None or self.fuse_motion_adapters is False:
+            return False
+        if any(hasattr(module, "_hf_hook") for module in network.modules()):
+            return False
+        if any(param.device.type == "meta" for param in network.parameters()):
+            return False
+        return bool(self.fuse_motion_adapters) or adapter_share(network) >= FOLD_MIN_ADAPTER_SHARE
+
+    def _motion_adapter_fusion(self) -> AbstractContextManager:
+        """The context of one sampling loop: adapters folded when `folds_motion_adapters`."""
+        return adapter_fusion(self.flow_controlnet) if self.folds_motion_adapters else nullcontext()
 
     # ------------------------------------------------------------------ inputs
     def encode_prompt(
@@ -862,7 +890,7 @@ class ImageConductorPipeline(DiffusionPipeline):
         self._num_timesteps = len(timesteps)
 
         # 5. Denoising loop: one batched noise prediction over all guidance rows per step.
-        with self.progress_bar(total=len(timesteps)) as progress_bar:
+        with self.progress_bar(total=len(timesteps)) as progress_bar, self._motion_adapter_fusion():
             for step_index, timestep in enumerate(timesteps):
                 model_input = sampler.scale_model_input(latents.repeat(plan.num_rows, 1, 1, 1, 1), timestep)
                 eps_rows = predict_noise(
