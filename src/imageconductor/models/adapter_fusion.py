@@ -98,10 +98,11 @@ def _foldable(layer: BaseTunerLayer, names: Sequence[str]) -> bool:
 
 
 def _fold(layers: Sequence[BaseTunerLayer], names: Sequence[str]) -> _FoldedLayers:
-    """``(layer, W + Σ delta)`` for every foldable layer, at the layers' current scales."""
+    """``(layer, W + Σ delta)`` for every foldable layer that holds one of ``names``, at the layers'
+    current scales (a layer holding none of them computes its base layer alone anyway)."""
     folded: _FoldedLayers = []
     for layer in layers:
-        if not _foldable(layer, names):
+        if not _foldable(layer, names) or not any(name in layer.lora_A for name in names):
             continue
         base = layer.get_base_layer()
         weight = base.weight.detach().clone()
