@@ -179,6 +179,13 @@ def test_the_pipeline_folds_only_where_it_pays_and_is_safe(
         pipe.fuse_motion_adapters = None  # adapters a small share of the work: the copy does not pay
         monkeypatch.setattr(image_conductor_module, "FOLD_MIN_ADAPTER_SHARE", 0.5)
         assert not pipe.folds_motion_adapters
+        monkeypatch.undo()
+        flow_controlnet.compile()  # marks it compiled; nothing is compiled before a call
+        try:
+            assert not pipe.folds_motion_adapters
+        finally:
+            flow_controlnet._compiled_call_impl = None
+        assert pipe.folds_motion_adapters
         pipe.fuse_motion_adapters = True
         assert pipe.folds_motion_adapters
         flow_controlnet._hf_hook = object()  # what accelerate's offload hooks leave on a module

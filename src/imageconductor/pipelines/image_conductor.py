@@ -443,8 +443,10 @@ class ImageConductorPipeline(DiffusionPipeline):
 
         ``fuse_motion_adapters`` True or False decides; None (default) folds where the adapters hold at
         least `FOLD_MIN_ADAPTER_SHARE` of the adapted weights (small models such as the embedded default,
-        not the released one, where the copy would cost memory for no speed). Never under CPU offload
-        (accelerate hooks move the weights between devices) or with weights on the meta device."""
+        not the released one, where the copy would cost memory for no speed), unless the network is
+        compiled (`compile_networks`: new folded weights every call could make it compile again). Never
+        under CPU offload (accelerate hooks move the weights between devices) or with weights on the
+        meta device."""
         network = self.flow_controlnet
         if network is None or self.fuse_motion_adapters is False:
             return False
@@ -452,7 +454,10 @@ class ImageConductorPipeline(DiffusionPipeline):
             return False
         if any(param.device.type == "meta" for param in network.parameters()):
             return False
-        return bool(self.fuse_motion_adapters) or adapter_share(network) >= FOLD_MIN_ADAPTER_SHARE
+        if self.fuse_motion_adapters:
+            return True
+        compiled = getattr(network, "_compiled_call_impl", None) is not None
+        return not compiled and adapter_share(network) >= FOLD_MIN_ADAPTER_SHARE
 
     def _motion_adapter_fusion(self) -> AbstractContextManager:
         """The context of one sampling loop: adapters folded when `folds_motion_adapters`."""
