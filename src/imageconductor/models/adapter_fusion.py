@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 #: Adapter parameters per adapted weight from which folding pays for its copy. Measured: the official-tiny
-#: fixture (0.20: rank 8 on 32-320 channels) samples 6-13 % faster folded; the released model (0.08: rank
+#: fixture (0.20: rank 8 on 32-64 channels) samples 6-13 % faster folded; the released model (0.08: rank
 #: 64 on 320-1280 channels) no faster in bfloat16 on CPU (17.1 s a step against 16.8 s), for 0.9 GiB more.
 FOLD_MIN_ADAPTER_SHARE = 0.15
 #: Attribute of a model holding its folded weights while :func:`adapter_fusion` is open.
