@@ -7,7 +7,15 @@ import torch
 from diffusers.models.attention import FeedForward
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
-from imageconductor.models.attention import SharedRowsAttnProcessor, distinct_entries
+from imageconductor.models import attention
+from imageconductor.models.attention import (
+    MIN_PADDED_TOKENS,
+    PADDED_HEAD_DIM,
+    SharedRowsAttnProcessor,
+    distinct_entries,
+    head_padding,
+    scaled_dot_product_attention,
+)
 from imageconductor.models.feed_forward import ChunkedFeedForward, use_chunked_feed_forward
 
 
@@ -45,6 +53,67 @@ def test_shared_rows_attention_equals_sdpa_attention():
         attn(batch, encoder_hidden_states=torch.randn(10, 5, 16))
     assert torch.equal(shared, expected)
     assert calls == [10, 3, 10]  # the shared path projects the distinct entries only; cross-attention all
+
+
+def _kernel_head_dims(monkeypatch) -> list[int]:
+    """Record the head dim of every call of PyTorch's SDPA kernel."""
+    seen: list[int] = []
+    kernel = torch.nn.functional.scaled_dot_product_attention
+
+    def recording(query, *args, **kwargs):
+        seen.append(query.shape[-1])
+        return kernel(query, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", recording)
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("head_dim", "values_per_call", "calls"), [(4, 2**20, 1), (8, 2**20, 1), (4, 10_000, 3)]
+)
+def test_small_heads_on_cpu_are_padded_to_16_with_the_same_result(
+    monkeypatch, head_dim, values_per_call, calls
+):
+    torch.manual_seed(4)
+    query = torch.randn(3, 3, MIN_PADDED_TOKENS + 5, head_dim)
+    key, value = torch.randn(2, 3, 3, MIN_PADDED_TOKENS + 9, head_dim)
+    expected = torch.nn.functional.scaled_dot_product_attention(query, key, value)
+    monkeypatch.setattr(attention, "_PADDED_VALUES_PER_CALL", values_per_call)  # 10_000: an entry a call
+    seen = _kernel_head_dims(monkeypatch)
+    padded = scaled_dot_product_attention(query, key, value)
+    assert seen == [PADDED_HEAD_DIM] * calls
+    assert padded.shape == expected.shape
+    torch.testing.assert_close(padded, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_head_padding_only_where_it_pays():
+    def padding(head_dim, tokens=MIN_PADDED_TOKENS, key_tokens=MIN_PADDED_TOKENS, dtype=torch.float32):
+        query = torch.empty(1, 2, tokens, head_dim, dtype=dtype)
+        return head_padding(query, torch.empty(1, 2, key_tokens, head_dim, dtype=dtype))
+
+    assert padding(4) == 12
+    assert padding(8, dtype=torch.bfloat16) == 8
+    assert padding(16) == padding(40) == 0  # wide enough already
+    assert padding(4, tokens=MIN_PADDED_TOKENS - 1) == 0  # short sequences (temporal attention) gain nothing
+    assert padding(4, key_tokens=77) == 0  # cross-attention to a prompt
+    assert padding(4, dtype=torch.float64) == 0  # slower padded
+    assert head_padding(*torch.empty(2, 1, 2, 256, 4, device="meta")) == 0  # CPU only
+
+
+def test_shared_rows_attention_pads_small_heads_like_sdpa_attention(monkeypatch):
+    torch.manual_seed(5)
+    attn = Attention(query_dim=16, heads=4, dim_head=4, residual_connection=True, rescale_output_factor=2.0)
+    attn.eval()
+    frames = torch.randn(3, MIN_PADDED_TOKENS + 16, 16)
+    batch = torch.cat([frames, frames[1:]])  # 5 entries, 3 distinct
+    with torch.no_grad():
+        attn.set_processor(AttnProcessor2_0())
+        expected = attn(batch)
+        attn.set_processor(SharedRowsAttnProcessor())
+        seen = _kernel_head_dims(monkeypatch)
+        shared = attn(batch)
+    assert seen == [PADDED_HEAD_DIM]
+    torch.testing.assert_close(shared, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_a_guided_step_computes_the_duplicate_rows_once(official_pipeline, official_sampling_inputs):
