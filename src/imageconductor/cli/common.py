@@ -258,8 +258,8 @@ def add_weight_options(parser: argparse.ArgumentParser) -> None:
     inference.add_argument(
         "--compile",
         action="store_true",
-        help="compile the networks with torch.compile: minutes of compiling first, then faster steps (worth "
-        "it for many videos at one size, e.g. in the app)",
+        help="compile the networks with torch.compile: a minute or more of compiling first; meant for GPUs and "
+        "many videos at one size (on a CPU the steps are no faster and hold more memory: docs/pipeline.md)",
     )
     inference.add_argument(
         "--decode-chunk-size",

@@ -429,9 +429,10 @@ class ImageConductorPipeline(DiffusionPipeline):
         """Compile the UNet and both ControlNets in place with ``torch.compile`` (opt-in; ``compile_kwargs``
         go to it, e.g. ``dynamic=False``, ``mode="max-autotune"``).
 
-        The first call at a new size compiles, which takes minutes on a CPU (about 5 at 16 x 256 x 384 with
-        the official-tiny weights on one core); later calls run the compiled networks, 3-7 % faster a step
-        there (docs/pipeline.md). Results agree with the uncompiled networks to float rounding.
+        The first call at a new size compiles (68 s at 16 x 256 x 384 with the official-tiny weights on two
+        CPU threads); later calls run the compiled networks. On a CPU their steps are no faster than the
+        eager ones and hold more memory (docs/pipeline.md): meant for GPUs and many videos at one size.
+        Results agree with the uncompiled networks to float rounding.
         """
         for network in (self.unet, self.image_controlnet, self.flow_controlnet):
             network.compile(**compile_kwargs)
