@@ -12,7 +12,8 @@ On a CPU it also pads small attention heads (:func:`scaled_dot_product_attention
 kernel takes about 1.5 times longer for a head of 4 or 8 channels than for one of 16, so queries, keys
 and values are padded with zero channels to 16 - the dot products and weights are unchanged, and the
 padded output channels (zeros) are dropped. Elsewhere the output is exactly that of ``AttnProcessor2_0``;
-padded, it agrees to float rounding."""
+padded, it agrees to float rounding.
+"""
 
 from __future__ import annotations
 
