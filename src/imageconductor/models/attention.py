@@ -125,9 +125,16 @@ def _is_plain_self_attention(
     temb: torch.Tensor | None,
 ) -> bool:
     """Whether a call is a self-attention over ``(batch, tokens, channels)`` without mask or norms."""
-    extras = (encoder_hidden_states, attention_mask, temb, attn.spatial_norm, attn.group_norm)
-    norms = (getattr(attn, "norm_q", None), getattr(attn, "norm_k", None))
-    return hidden_states.ndim == 3 and all(extra is None for extra in (*extras, *norms))
+    extras = (
+        encoder_hidden_states,
+        attention_mask,
+        temb,
+        attn.spatial_norm,
+        attn.group_norm,
+        attn.norm_q,
+        attn.norm_k,
+    )
+    return hidden_states.ndim == 3 and all(extra is None for extra in extras)
 
 
 def _self_attention(attn: Attention, hidden_states: torch.Tensor) -> torch.Tensor:
